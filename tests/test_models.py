@@ -7,6 +7,7 @@ are only built and counted (the big ones carry ``@pytest.mark.slow``).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -29,6 +30,12 @@ from keras_pose.skeletons import LSP14
 
 TRAINABLE = [n for n in list_architectures() if not n.endswith("_paper")]
 PAPER = list_architectures(variant="paper")
+
+
+@functools.lru_cache(maxsize=None)
+def _preset_model(name):
+    """One build per preset for the whole module (tests must not change its weights)."""
+    return build_model(name)
 
 
 def _param(name):
@@ -117,7 +124,7 @@ def test_scale_channels():
 @pytest.mark.parametrize("name", TRAINABLE)
 def test_trainable_preset_forward_and_save_load(name, tmp_path):
     config = get_config(name)
-    model = build_model(name)
+    model = _preset_model(name)
     assert model.name == name
     assert [t.name for t in model.inputs] == ["images"]
     assert model_config(model) == config.to_dict()
@@ -148,14 +155,10 @@ def test_trainable_preset_forward_and_save_load(name, tmp_path):
     for key in shapes:
         np.testing.assert_array_equal(np.asarray(out[key]), np.asarray(again[key]), err_msg=key)
 
-    # Rebuilding from the stored config gives the same architecture.
-    rebuilt = build_model(model_config(model))
-    assert rebuilt.count_params() == params
-
 
 @pytest.mark.parametrize("name", list_architectures(variant="tiny"))
 def test_tiny_preset_every_weight_gets_a_gradient(name):
-    model = build_model(name)
+    model = _preset_model(name)
     x = tf.constant(_images(model.pose_config, batch=2))
     with tf.GradientTape() as tape:
         out = model(x, training=True)
@@ -169,19 +172,19 @@ def test_tiny_preset_every_weight_gets_a_gradient(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list_architectures(variant="tiny"))
 def test_tiny_preset_converts_to_tflite(name):
-    model = build_model(name)
+    model = _preset_model(name)
     run_tflite_test(model, _images(model.pose_config, batch=1), atol=1e-3)
 
 
 def test_output_contracts_relate_outputs():
     # DeepPose: keypoints = (coords + 0.5) * size - 0.5, scores = 1.
-    m = build_model("deeppose_tiny")
+    m = _preset_model("deeppose_tiny")
     out = m(_images(m.pose_config), training=False)
     h, w = m.pose_config.input_size
     np.testing.assert_allclose(out["keypoints"], (np.asarray(out["coords"]) + 0.5) * [w, h] - 0.5, rtol=1e-6, atol=1e-4)
     np.testing.assert_array_equal(out["scores"], 1.0)
     # Soft-argmax: keypoints from the last pose, scores = last visibility.
-    m = build_model("softargmax_tiny")
+    m = _preset_model("softargmax_tiny")
     cfg = m.pose_config
     out = m(_images(cfg), training=False)
     last = cfg.num_blocks
@@ -200,8 +203,8 @@ def test_part_heatmap_zero_init_option():
 
 
 def test_output_strides():
-    assert output_strides(build_model("cpm_tiny")) == {"stage_1": 8, "stage_2": 8}
-    assert output_strides(build_model("part_heatmap_tiny")) == {"detection": 4, "regression": 1}
+    assert output_strides(_preset_model("cpm_tiny")) == {"stage_1": 8, "stage_2": 8}
+    assert output_strides(_preset_model("part_heatmap_tiny")) == {"detection": 4, "regression": 1}
 
 
 # ---------------------------------------------------------------------------
@@ -398,8 +401,7 @@ def test_cascade_refinement_moves_joint_i_by_output_pair_i():
 # ---------------------------------------------------------------------------
 
 
-def test_architectures_markdown_on_tiny_presets():
-    text = architectures_markdown(list_architectures(variant="tiny"))
-    for name in list_architectures(variant="tiny"):
-        assert f"`{name}`" in text
-    assert "| preset |" in text
+def test_architectures_markdown():
+    text = architectures_markdown(["cpm_tiny", "deeppose_tiny"])
+    assert "| `cpm_tiny` | 64x64 |" in text and "stage_1..stage_2: 8" in text
+    assert "| `deeppose_tiny` | 64x64 |" in text and "— (coordinates)" in text

@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import gc
 from typing import Any, Callable, Mapping
 
 import keras
@@ -240,7 +241,7 @@ def summarize(name: str) -> dict[str, Any]:
         "description": arch.description,
     }
     del model
-    keras.backend.clear_session()
+    gc.collect()
     return row
 
 

@@ -1,0 +1,337 @@
+"""The custom training loop: compiled GradientTape step, per-output losses, schedules,
+validation PCK, checkpoints and exact resume, under any ``tf.distribute`` strategy.
+
+Run it with ``keras-pose train --config C --data D --out RUN`` or
+:func:`train`. A run directory holds:
+
+- ``train.json`` (the config), ``model.json`` (the model config);
+- ``checkpoint/`` (latest resumable state: weights, optimizer slots, step);
+- ``best.weights.h5`` (best validation PCK) and ``final.weights.h5``;
+- ``log.csv`` (one row per epoch), ``steps.csv`` (every ``log_every`` steps),
+  ``tensorboard/`` (scalars).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_pose.data import TrainPipeline, read_lsp, read_lspet
+from keras_pose.data.records import PoseDataset
+from keras_pose.evaluation import evaluate_model
+from keras_pose.models.registry import build_model, config_from_dict, get_config
+from keras_pose.training.config import TrainConfig
+from keras_pose.training.objectives import make_objective
+
+log = logging.getLogger(__name__)
+
+OPTIMIZERS = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD,
+              "rmsprop": keras.optimizers.RMSprop, "adagrad": keras.optimizers.Adagrad}
+
+
+def make_optimizer(spec: dict) -> keras.optimizers.Optimizer:
+    """An optimizer from ``{"name": ..., "learning_rate": ..., **kwargs}``."""
+    spec = dict(spec)
+    name = spec.pop("name", "adam").lower()
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; known: {sorted(OPTIMIZERS)}")
+    return OPTIMIZERS[name](**spec)
+
+
+def learning_rate_at(schedule: dict, base_lr: float, epoch_float: float, total_epochs: int, plateau_factor=1.0):
+    """The scheduled learning rate at a (fractional) epoch."""
+    name = schedule.get("name", "constant")
+    warm = float(schedule.get("warmup_epochs", 0))
+    if warm and epoch_float < warm:
+        return base_lr * max(epoch_float / warm, 0.01)
+    if name == "constant":
+        return base_lr
+    if name == "plateau":
+        return base_lr * plateau_factor
+    if name == "step":
+        gamma = float(schedule.get("gamma", 0.1))
+        return base_lr * gamma ** sum(epoch_float >= b for b in schedule.get("boundaries", []))
+    if name == "cosine":
+        final = float(schedule.get("final", 0.01))
+        t = min(max((epoch_float - warm) / max(total_epochs - warm, 1e-9), 0.0), 1.0)
+        return base_lr * (final + (1 - final) * 0.5 * (1 + math.cos(math.pi * t)))
+    raise ValueError(f"unknown schedule {name!r}; known: constant, step, cosine, plateau")
+
+
+def load_datasets(names, root=None) -> PoseDataset:
+    """Concatenate training datasets by name."""
+    readers = {"lsp_train": lambda: read_lsp(root, "train"), "lspet": lambda: read_lspet(root)}
+    try:
+        from keras_pose.data import read_mpii
+
+        readers["mpii_train"] = lambda: read_mpii(root, "train")
+    except ImportError:  # pragma: no cover
+        pass
+    out = None
+    for n in names:
+        if n not in readers:
+            raise ValueError(f"unknown training dataset {n!r}; known: {sorted(readers)}")
+        ds = readers[n]()
+        out = ds if out is None else out + ds
+    return out
+
+
+def split_holdout(dataset: PoseDataset, every: int, prefix: str = "lsp/"):
+    """Hold out every ``every``-th record whose id starts with ``prefix`` (LSP *train* images)."""
+    if every <= 0:
+        return dataset, None
+    own = [i for i, r in enumerate(dataset.records) if r.image_id.startswith(prefix)]
+    val = set(own[::every])
+    train = [i for i in range(len(dataset)) if i not in val]
+    return dataset.subset(train, dataset.name + "-holdout"), dataset.subset(sorted(val), "validation")
+
+
+class Trainer:
+    """Train one model with one config; resumable.
+
+    Args:
+        config: a :class:`TrainConfig`.
+        out_dir: the run directory.
+        train_set, val_set: datasets (default: read from ``config.train_data``
+            under ``data_root`` with the LSP-train holdout).
+        strategy: a ``tf.distribute`` strategy (default: the default one).
+        model: an already built model to train (e.g. from the zoo); default:
+            built from ``config.model``.
+    """
+
+    def __init__(self, config: TrainConfig, out_dir, data_root=None, train_set=None, val_set=None,
+                 strategy: tf.distribute.Strategy | None = None, model: keras.Model | None = None):
+        self.config = config
+        self.out = Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.strategy = strategy or tf.distribute.get_strategy()
+        if config.mixed_precision:
+            keras.mixed_precision.set_global_policy(config.mixed_precision)
+        keras.utils.set_random_seed(config.seed)
+        if train_set is None:
+            full = load_datasets(config.train_data, data_root)
+            train_set, val_set = split_holdout(full, config.val_every)
+        self.train_set, self.val_set = train_set, val_set
+        with self.strategy.scope():
+            if model is None:
+                mc = config.model
+                model_cfg = get_config(mc) if isinstance(mc, str) else config_from_dict(mc)
+                model = build_model(model_cfg)
+            self.model = model
+            self.optimizer = make_optimizer(config.optimizer)
+            self.optimizer.build(self.model.trainable_variables)
+        self.base_lr = float(config.optimizer.get("learning_rate", 1e-3))
+        self.input_size = int(self.model.input_shape[1])
+        self.pipe_cfg = config.pipeline_config(self.input_size)
+        self.objective = make_objective(self.model, **{k: v for k, v in config.loss.items() if k != "weights"},
+                                        weights=config.loss.get("weights"))
+        encode = self.objective.encode if self.pipe_cfg.augment_in == "data" else None
+        self.pipeline = TrainPipeline(self.train_set, self.pipe_cfg, config.batch_size, config.seed, encode=encode)
+        self.state = {"step": 0, "best_pck": -1.0, "plateau_factor": 1.0, "bad_validations": 0, "history": []}
+        self._steps = {}
+        self._tb = None
+
+    # ------------------------------------------------------------------ steps
+    def _variables(self, phase: dict):
+        pattern = phase.get("train")
+        if not pattern:
+            return list(self.model.trainable_variables)
+        import re
+
+        chosen = [v for v in self.model.trainable_variables if re.search(pattern, v.path)]
+        if not chosen:
+            raise ValueError(f"phase {phase.get('name')!r}: 'train' pattern {pattern!r} matches no variable")
+        return chosen
+
+    def _train_step(self, phase: dict):
+        key = json.dumps(phase, sort_keys=True)
+        if key in self._steps:
+            return self._steps[key]
+        objective = self.objective.with_weights(phase["loss_weights"]) if phase.get("loss_weights") else self.objective
+        variables = self._variables(phase)
+        n_rep = self.strategy.num_replicas_in_sync
+        clip = self.config.clip_norm
+
+        def replica_step(batch):
+            if self.pipe_cfg.augment_in == "step":
+                ctx = tf.distribute.get_replica_context()
+                rid = tf.cast(ctx.replica_id_in_sync_group, tf.int64) if ctx else tf.constant(0, tf.int64)
+                batch = self.pipeline.augment(batch, batch["step"][0] * 64 + rid)
+                batch["targets"] = objective.encode(batch)
+            with tf.GradientTape() as tape:
+                outputs = self.model(batch["images"], training=True)
+                total, per = objective(outputs, batch["targets"])
+                reg = tf.add_n([tf.cast(x, tf.float32) for x in self.model.losses]) if self.model.losses else 0.0
+                loss = (total + reg) / n_rep
+            grads = tape.gradient(loss, variables)
+            if clip:
+                grads, _ = tf.clip_by_global_norm(grads, clip)
+            self.optimizer.apply(grads, variables)
+            return dict(per, total=total)
+
+        @tf.function
+        def step(dist_batch):
+            per = self.strategy.run(replica_step, args=(dist_batch,))
+            return {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in per.items()}
+
+        self._steps[key] = step
+        return step
+
+    # ------------------------------------------------------------------ state
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.out / "checkpoint"
+
+    def save_checkpoint(self):
+        """Write the resumable state atomically (weights, optimizer variables, counters)."""
+        tmp = self.out / "checkpoint.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        self.model.save_weights(tmp / "model.weights.h5")
+        np.savez(tmp / "optimizer.npz", *[np.asarray(v.numpy()) for v in self.optimizer.variables])
+        (tmp / "state.json").write_text(json.dumps(self.state, indent=1))
+        shutil.rmtree(self.ckpt_dir, ignore_errors=True)
+        tmp.rename(self.ckpt_dir)
+
+    def restore_checkpoint(self) -> bool:
+        """Load the latest checkpoint if there is one; returns whether it did."""
+        if not (self.ckpt_dir / "state.json").is_file():
+            return False
+        self.model.load_weights(self.ckpt_dir / "model.weights.h5")
+        saved = np.load(self.ckpt_dir / "optimizer.npz")
+        values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        if len(values) != len(self.optimizer.variables):
+            raise ValueError(f"checkpoint {self.ckpt_dir}: {len(values)} optimizer variables, the optimizer has "
+                             f"{len(self.optimizer.variables)} (a different model or optimizer?)")
+        for v, val in zip(self.optimizer.variables, values):
+            v.assign(val)
+        self.state = json.loads((self.ckpt_dir / "state.json").read_text())
+        return True
+
+    # ------------------------------------------------------------------ logging
+    def _log_row(self, name, row):
+        path = self.out / name
+        new = not path.exists()
+        with path.open("a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                w.writeheader()
+            w.writerow(row)
+        if self._tb is None:
+            self._tb = tf.summary.create_file_writer(str(self.out / "tensorboard"))
+        with self._tb.as_default(step=int(row["step"])):
+            for k, v in row.items():
+                if k not in ("step", "epoch") and isinstance(v, (int, float)) and np.isfinite(v):
+                    tf.summary.scalar(f"{name.split('.')[0]}/{k}", v)
+
+    def validate(self) -> float | None:
+        if not self.val_set:
+            return None
+        res = evaluate_model(self.model, self.val_set, padding=self.pipe_cfg.padding, flip=self.config.flip_test)
+        return res["pck"]
+
+    # ------------------------------------------------------------------ main
+    def run(self, resume: bool = False, epochs: int | None = None, max_steps: int | None = None,
+            verbose: int = 1) -> dict:
+        """Train (optionally resuming) until ``epochs`` total epochs (default: the config's).
+
+        ``max_steps`` stops early after that many steps in this call (for tests
+        and time-boxed sessions); a checkpoint is written when stopping.
+        """
+        cfg = self.config
+        cfg.save(self.out / "train.json")
+        (self.out / "model.json").write_text(json.dumps(self.model.pose_config.to_dict(), indent=1))
+        if resume and self.restore_checkpoint():
+            log.info("resumed from %s at step %d", self.ckpt_dir, self.state["step"])
+        total_epochs = epochs if epochs is not None else cfg.total_epochs
+        spe = self.pipeline.steps_per_epoch
+        done_in_call = 0
+        while self.state["step"] < total_epochs * spe:
+            epoch, skip = divmod(self.state["step"], spe)
+            phase = cfg.phase_at(epoch)
+            step_fn = self._train_step(phase)
+            dataset = self.strategy.experimental_distribute_dataset(self._batches(epoch, skip))
+            bar = keras.utils.Progbar(spe, verbose=verbose, stateful_metrics=["lr", "img/s"]) if verbose else None
+            sums, n, t0 = {}, 0, time.time()
+            stopped = False
+            for batch in dataset:
+                s = self.state["step"]
+                lr = learning_rate_at(cfg.schedule, self.base_lr, s / spe, total_epochs, self.state["plateau_factor"])
+                self.optimizer.learning_rate = lr
+                per = {k: float(v) for k, v in step_fn(batch).items()}
+                if not np.isfinite(per["total"]):
+                    raise FloatingPointError(f"loss became {per['total']} at step {s}; losses: {per}")
+                for k, v in per.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                n += 1
+                self.state["step"] = s + 1
+                done_in_call += 1
+                ips = n * cfg.batch_size / (time.time() - t0)
+                if bar:
+                    bar.update(self.state["step"] - epoch * spe, [("loss", per["total"]), ("lr", lr), ("img/s", ips)])
+                if self.state["step"] % cfg.log_every == 0:
+                    self._log_row("steps.csv", {"step": self.state["step"], "epoch": epoch, "lr": lr,
+                                                "images_per_s": ips,
+                                                "train_hours": self.state.get("hours", 0.0) + (time.time() - t0) / 3600,
+                                                **per})
+                if self.state["step"] % cfg.checkpoint_every == 0:
+                    self.save_checkpoint()
+                if max_steps is not None and done_in_call >= max_steps:
+                    stopped = True
+                    break
+            if stopped:
+                self.save_checkpoint()
+                break
+            self._end_epoch(epoch, sums, n, t0, phase)
+        self.model.save_weights(self.out / "final.weights.h5")
+        self.save_checkpoint()
+        return dict(self.state)
+
+    def _batches(self, epoch, skip):
+        ds = self.pipeline.epoch(epoch, skip)
+        if self.pipe_cfg.augment_in == "step":
+            bs = self.config.batch_size
+            ds = ds.map(lambda b: dict(b, step=tf.fill([bs], b["step"])))
+        return ds
+
+    def _end_epoch(self, epoch, sums, n, t0, phase):
+        seconds = time.time() - t0
+        self.state["hours"] = self.state.get("hours", 0.0) + seconds / 3600.0
+        row = {"step": self.state["step"], "epoch": epoch + 1, "phase": phase.get("name", ""),
+               "lr": float(self.optimizer.learning_rate.numpy()),
+               "images_per_s": n * self.config.batch_size / max(seconds, 1e-9), "train_hours": self.state["hours"],
+               **{f"loss_{k}": v / max(n, 1) for k, v in sums.items()}}
+        pck = self.validate()
+        if pck is not None:
+            row["val_pck"] = pck
+            if pck > self.state["best_pck"]:
+                self.state["best_pck"] = pck
+                self.state["best_epoch"] = epoch + 1
+                self.state["bad_validations"] = 0
+                self.model.save_weights(self.out / "best.weights.h5")
+            else:
+                self.state["bad_validations"] += 1
+                sch = self.config.schedule
+                if sch.get("name") == "plateau" and self.state["bad_validations"] >= int(sch.get("patience", 3)):
+                    self.state["plateau_factor"] *= float(sch.get("factor", 0.4))
+                    self.state["bad_validations"] = 0
+        self.state["history"].append({k: v for k, v in row.items() if k in ("epoch", "val_pck", "train_hours")})
+        self._log_row("log.csv", row)
+        log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
+        self.save_checkpoint()
+
+
+def train(config: TrainConfig, out_dir, data_root=None, resume=False, epochs=None, strategy=None, **kwargs) -> Trainer:
+    """Build a :class:`Trainer` and run it; returns the trainer (its model is trained)."""
+    trainer = Trainer(config, out_dir, data_root=data_root, strategy=strategy, **kwargs)
+    trainer.run(resume=resume, epochs=epochs)
+    return trainer
