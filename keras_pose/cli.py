@@ -56,6 +56,110 @@ def _info(p):
     return run
 
 
+@command("train", "train a model from a training config (resumable)")
+def _train(p):
+    def run(args):
+        import logging
+
+        from keras_pose.training import TrainConfig, train
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+        config = TrainConfig.load(args.config)
+        strategy = None
+        if args.strategy == "mirrored":
+            import tensorflow as tf
+
+            strategy = tf.distribute.MirroredStrategy()
+        elif args.strategy == "multiworker":
+            import tensorflow as tf
+
+            strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        trainer = train(config, args.out, data_root=args.data, resume=args.resume, epochs=args.epochs,
+                        strategy=strategy)
+        print(f"done: step {trainer.state['step']}, best validation PCK@0.2 {trainer.state['best_pck']:.2f}; "
+              f"weights in {args.out}")
+        return 0
+
+    p.add_argument("--config", required=True, help="training config JSON (e.g. zoo/cpm_lsp/train.json)")
+    p.add_argument("--data", default=None, help="data root holding lsp/, lspet/ (default: see `keras-pose info`)")
+    p.add_argument("--out", required=True, help="run directory (checkpoints, logs, weights)")
+    p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
+    p.add_argument("--epochs", type=int, default=None, help="train until this many epochs in total")
+    p.add_argument("--strategy", choices=["default", "mirrored", "multiworker"], default="default",
+                   help="tf.distribute strategy (multiworker reads TF_CONFIG)")
+    return run
+
+
+def _load_dataset(name, root):
+    from keras_pose.data import read_lsp
+
+    splits = {"lsp_test": "test", "lsp_train": "train"}
+    if name not in splits:
+        raise ValueError(f"--split must be one of {sorted(splits)}, got {name!r}")
+    return read_lsp(root, splits[name])
+
+
+@command("evaluate", "PCK@0.2 per joint group (with and without flip test) and CPU latency of a model")
+def _evaluate(p):
+    def run(args):
+        import json
+        from pathlib import Path
+
+        from keras_pose import evaluation, zoo
+        from keras_pose.inference import load_predictor
+
+        predictor = load_predictor(args.model)
+        dataset = _load_dataset(args.split, args.data)
+        report = evaluation.evaluation_report(predictor.predict, dataset, padding=predictor.padding,
+                                              input_size=predictor.input_size, limit=args.limit,
+                                              flip=not args.no_flip, name=predictor.name)
+        report["command"] = "keras-pose evaluate " + " ".join(args.argv)
+        md = evaluation.report_markdown(report)
+        print(md)
+        out = Path(args.out) if args.out else (zoo.get_preset(args.model).folder if args.model in zoo.presets()
+                                                 else None)
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            stem = "metrics" if args.limit is None and args.split == "lsp_test" else f"metrics_{args.split}_{args.limit}"
+            (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+            (out / f"{stem}.md").write_text(md)
+            print(f"wrote {out / (stem + '.json')} and {out / (stem + '.md')}")
+        return 0
+
+    p.add_argument("--model", required=True,
+                   help="zoo name (see `keras-pose zoo`), a preset or run folder, a SavedModel folder or a .tflite file")
+    p.add_argument("--data", default=None, help="data root holding lsp/")
+    p.add_argument("--split", default="lsp_test", help="lsp_test (default; final evaluation only) or lsp_train")
+    p.add_argument("--limit", type=int, default=None, help="only the first N images")
+    p.add_argument("--no-flip", action="store_true", help="skip the flip-test evaluation")
+    p.add_argument("--out", default=None, help="folder for metrics.json / metrics.md (default: the zoo preset's)")
+    return run
+
+
+@command("zoo", "list the zoo's trained models with their measured accuracy")
+def _zoo(p):
+    def run(args):
+        from keras_pose import zoo
+
+        rows = zoo.list()
+        if not rows:
+            print(f"no presets in {zoo.zoo_dir()}")
+        for r in rows:
+            pck = "not evaluated" if r["pck@0.2"] is None else f"PCK@0.2 {r['pck@0.2']:.1f}"
+            if r["pck@0.2 flip"] is not None:
+                pck += f" ({r['pck@0.2 flip']:.1f} with flip)"
+            print(f"{r['name']:<22} {r['family']:<13} {pck:<34} {r['description']}")
+        return 0
+
+    return run
+
+
+# Subcommands defined in other modules register themselves on import (one line each):
+# (keras_pose.cli_export: predict, export; keras_pose.cli_viz: visualize)
+import keras_pose.cli_export  # noqa: E402,F401
+import keras_pose.cli_viz  # noqa: E402,F401
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="keras-pose", description="keras_pose: 2D human pose estimation model zoo")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -66,7 +170,9 @@ def build_parser():
 
 
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args._run(args) or 0
     except (FileNotFoundError, ValueError, KeyError) as e:
@@ -75,4 +181,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main, where the other modules' subcommands registered themselves.
+    from keras_pose.cli import main as _main
+
+    sys.exit(_main())

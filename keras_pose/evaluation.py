@@ -95,3 +95,56 @@ def evaluate_model(model_or_predict, dataset: PoseDataset, padding: float = 1.25
     out = score_predictions(pred["keypoints"], dataset, alpha)
     out.update(keypoints=pred["keypoints"], scores=pred["scores"], seconds=pred["seconds"], count=len(dataset))
     return out
+
+
+def measure_latency(predict: Callable, input_size: int, runs: int = 30, warmup: int = 3, batch: int = 1) -> dict:
+    """Median and p90 wall time (ms) of one ``predict`` call on a random batch."""
+    x = np.random.default_rng(0).uniform(0, 255, (batch, input_size, input_size, 3)).astype(np.float32)
+    for _ in range(warmup):
+        predict(x)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        predict(x)
+        times.append((time.perf_counter() - t) * 1000.0)
+    return {"median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90)), "runs": runs}
+
+
+def evaluation_report(model_or_predict, dataset: PoseDataset, padding: float = 1.25, input_size: int | None = None,
+                      limit: int | None = None, flip: bool = True, latency: bool = True, name: str = "model") -> dict:
+    """PCK@0.2 per joint group with and without flip test, plus CPU latency: what model cards report.
+
+    Returns a JSON-friendly dict; :func:`report_markdown` renders it.
+    """
+    res = evaluate_model(model_or_predict, dataset, padding=padding, limit=limit, input_size=input_size)
+    size = input_size or model_input_size(model_or_predict)
+    out = {"name": name, "dataset": dataset.name, "count": res["count"], "alpha": 0.2, "padding": padding,
+           "pck": res["pck"], "groups": _groups(res["per_joint"], dataset)}
+    if flip:
+        rf = evaluate_model(model_or_predict, dataset, padding=padding, limit=limit, input_size=input_size, flip=True)
+        out.update(pck_flip=rf["pck"], groups_flip=_groups(rf["per_joint"], dataset))
+    if latency:
+        predict = model_or_predict if input_size else keras_predictor(model_or_predict)
+        out["latency_batch1"] = measure_latency(predict, size)
+    return out
+
+
+def _groups(per_joint, dataset):
+    table = metrics.results_table(np.asarray(per_joint) / 100.0, dataset.skeleton)
+    return {k: float(v) for k, v in table.iloc[0].items()}
+
+
+def report_markdown(report: dict) -> str:
+    """The report as Markdown tables (papers' joint-group layout)."""
+    import pandas as pd
+
+    rows = {"single crop": report["groups"]}
+    if "groups_flip" in report:
+        rows["flip test"] = report["groups_flip"]
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    lines = [f"PCK@{report['alpha']} on {report['dataset']} ({report['count']} images), in %:", "",
+             metrics.table_to_markdown(df)]
+    if "latency_batch1" in report:
+        lat = report["latency_batch1"]
+        lines += ["", f"CPU latency, batch 1: median {lat['median_ms']:.1f} ms, p90 {lat['p90_ms']:.1f} ms."]
+    return "\n".join(lines) + "\n"

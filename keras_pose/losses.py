@@ -82,8 +82,10 @@ def binary_cross_entropy(target, prob, mask=None, epsilon=1e-6):
     """Joint-probability loss (Luvizon Eq. 8) on probabilities (B, K[, 1])."""
     prob = ops.clip(_f32(prob), epsilon, 1.0 - epsilon)
     target = _f32(target)
-    if len(prob.shape) == len(target.shape) + 1:
+    if len(prob.shape) == 3:
         prob = prob[..., 0]
+    if len(target.shape) == 3:
+        target = target[..., 0]
     ce = -(target * ops.log(prob) + (1.0 - target) * ops.log(1.0 - prob))
     return ops.mean(ce) if mask is None else masked_mean(ce, mask)
 

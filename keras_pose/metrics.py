@@ -783,7 +783,9 @@ def table_to_markdown(df, digits: int = 1) -> str:
             return "-" if np.isnan(x) else f"{x:.{digits}f}"
         return str(x).replace("|", "\\|").replace("\n", " ")
 
-    numeric = [np.issubdtype(dt, np.number) for dt in df.dtypes]
+    import pandas as pd
+
+    numeric = [pd.api.types.is_numeric_dtype(dt) for dt in df.dtypes]
     header = [cell(df.index.name or "")] + [cell(c) for c in df.columns]
     align = [":--"] + ["--:" if isnum else ":--" for isnum in numeric]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]

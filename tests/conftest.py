@@ -11,6 +11,16 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+# Two logical CPU devices, so MirroredStrategy can be tested on one machine.
+# This must happen before TensorFlow initialises its devices.
+_cpus = tf.config.list_physical_devices("CPU")
+try:
+    tf.config.set_logical_device_configuration(
+        _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+except RuntimeError:  # already initialised (e.g. a plugin imported TF first); the test then skips
+    pass
 
 
 def pytest_addoption(parser):

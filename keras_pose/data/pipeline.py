@@ -264,6 +264,13 @@ class TrainPipeline:
         return ds.prefetch(AUTOTUNE)
 
 
+    def stream(self) -> tf.data.Dataset:
+        """Endless augmented batches, reshuffled every epoch (for ``model.fit``); needs ``augment_in="data"``."""
+        ds = self._base.shuffle(len(self.dataset), seed=self.seed, reshuffle_each_iteration=True).repeat()
+        ds = ds.batch(self.batch_size, drop_remainder=True).enumerate()
+        return ds.map(lambda i, b: dict(self.augment(b, i), step=i), num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+
 def eval_dataset(dataset: PoseDataset, input_size: int, padding: float = 1.25, batch_size: int = 32,
                  cache: bool = False) -> tf.data.Dataset:
     """Deterministic evaluation crops straight from the source images.

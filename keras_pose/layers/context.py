@@ -30,11 +30,6 @@ def _log_sigmoid(x):
     return ops.where(x < _LOG_SIGMOID_LINEAR_BELOW, x, value)
 
 
-def _softmax_last(x):
-    e = ops.exp(x - ops.stop_gradient(ops.max(x, axis=-1, keepdims=True)))
-    return e / ops.sum(e, axis=-1, keepdims=True)
-
-
 @keras.saving.register_keras_serializable(package="keras_pose")
 class JointProbability(keras.layers.Layer):
     """Joint probability: the sigmoid of the global spatial max of each channel.
@@ -136,7 +131,7 @@ class ContextAggregation(keras.layers.Layer):
         context_maps = inputs[..., n:]
         context = ops.reshape(soft_argmax(context_maps, self.ramp), (-1, n, nc, 2))
         peak = ops.reshape(ops.max(context_maps, axis=(1, 2)), (-1, n, nc))
-        weights = _softmax_last(_log_sigmoid(peak))  # == p_i / sum_j p_j
+        weights = ops.softmax(_log_sigmoid(peak), axis=-1)  # == p_i / sum_j p_j (a safe int8 kernel in TFLite)
         context = ops.sum(weights[..., None] * context, axis=2)
         return self.alpha * part + (1.0 - self.alpha) * context
 

@@ -9,8 +9,11 @@
   ...) is this layer with different constants.
 - :class:`NormalizedToPixels`: maps normalised coordinates (corner convention,
   or box-centred) to input-image pixels for the shared ``"keypoints"`` output.
+- :class:`ChannelSlice`: ``x[..., start:stop]`` as a serialisable layer.
 - :func:`conv_block`: conv (+ BN) + activation, used by CPM, DeepPose and the
   part heatmap regression network.
+- :func:`name_outputs`: makes each output come from a layer named like its
+  dict key, so ``model.output_names`` equals the output dict's keys.
 - :func:`attach_config` / :func:`model_config`: the builders store their config
   on the model, so that the zoo can save ``config.to_dict()`` next to the
   weights and rebuild the model later.
@@ -152,7 +155,7 @@ def _as_list(v):
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class InputNormalization(keras.layers.Layer):
-    """``(x[..., ::-1] if reverse_channels else x) - offset) * scale``.
+    """``((x[..., ::-1] if reverse_channels else x) - offset) * scale``.
 
     The in-model normalisation of the ``"images"`` input (float32 RGB in
     [0, 255]).

@@ -44,6 +44,9 @@ class TrainConfig:
         clip_norm: global gradient-norm clipping, or None.
         checkpoint_every: steps between resumable checkpoints.
         log_every: steps between log lines.
+        val_every_steps: validate every this many steps (0: after every
+            epoch); each validation is a row of ``val.csv`` (the learning
+            curve: validation PCK against training hours).
         flip_test: use flip test in validation.
     """
 
@@ -62,6 +65,7 @@ class TrainConfig:
     clip_norm: float | None = None
     checkpoint_every: int = 500
     log_every: int = 50
+    val_every_steps: int = 0
     flip_test: bool = False
 
     def __post_init__(self):

@@ -262,6 +262,7 @@ class Trainer:
             dataset = self.strategy.experimental_distribute_dataset(self._batches(epoch, skip))
             bar = keras.utils.Progbar(spe, verbose=verbose, stateful_metrics=["lr", "img/s"]) if verbose else None
             sums, n, t0 = {}, 0, time.time()
+            mark = t0
             stopped = False
             for batch in dataset:
                 s = self.state["step"]
@@ -273,6 +274,9 @@ class Trainer:
                 for k, v in per.items():
                     sums[k] = sums.get(k, 0.0) + v
                 n += 1
+                now = time.time()
+                self.state["hours"] = self.state.get("hours", 0.0) + (now - mark) / 3600.0
+                mark = now
                 self.state["step"] = s + 1
                 done_in_call += 1
                 ips = n * cfg.batch_size / (time.time() - t0)
@@ -281,8 +285,13 @@ class Trainer:
                 if self.state["step"] % cfg.log_every == 0:
                     self._log_row("steps.csv", {"step": self.state["step"], "epoch": epoch, "lr": lr,
                                                 "images_per_s": ips,
-                                                "train_hours": self.state.get("hours", 0.0) + (time.time() - t0) / 3600,
+                                                "train_hours": self.state["hours"],
                                                 **per})
+                if cfg.val_every_steps and self.state["step"] % cfg.val_every_steps == 0:
+                    t_val = time.time()
+                    self._track_validation(self.state["step"] / spe, self.state["hours"])
+                    t0 += time.time() - t_val  # validation time is neither training time nor throughput
+                    mark = time.time()
                 if self.state["step"] % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
                 if max_steps is not None and done_in_call >= max_steps:
@@ -303,28 +312,35 @@ class Trainer:
             ds = ds.map(lambda b: dict(b, step=tf.fill([bs], b["step"])))
         return ds
 
+    def _track_validation(self, epoch_float: float, hours: float) -> float | None:
+        """Validate, keep the best weights, step the plateau schedule, log to val.csv."""
+        pck = self.validate()
+        if pck is None:
+            return None
+        if pck > self.state["best_pck"]:
+            self.state.update(best_pck=pck, best_step=self.state["step"], bad_validations=0)
+            self.model.save_weights(self.out / "best.weights.h5")
+        else:
+            self.state["bad_validations"] += 1
+            sch = self.config.schedule
+            if sch.get("name") == "plateau" and self.state["bad_validations"] >= int(sch.get("patience", 3)):
+                self.state["plateau_factor"] *= float(sch.get("factor", 0.4))
+                self.state["bad_validations"] = 0
+        row = {"step": self.state["step"], "epoch": round(epoch_float, 3), "train_hours": hours, "val_pck": pck}
+        self.state["history"].append(row)
+        self._log_row("val.csv", row)
+        return pck
+
     def _end_epoch(self, epoch, sums, n, t0, phase):
         seconds = time.time() - t0
-        self.state["hours"] = self.state.get("hours", 0.0) + seconds / 3600.0
         row = {"step": self.state["step"], "epoch": epoch + 1, "phase": phase.get("name", ""),
                "lr": float(self.optimizer.learning_rate.numpy()),
                "images_per_s": n * self.config.batch_size / max(seconds, 1e-9), "train_hours": self.state["hours"],
                **{f"loss_{k}": v / max(n, 1) for k, v in sums.items()}}
-        pck = self.validate()
-        if pck is not None:
-            row["val_pck"] = pck
-            if pck > self.state["best_pck"]:
-                self.state["best_pck"] = pck
-                self.state["best_epoch"] = epoch + 1
-                self.state["bad_validations"] = 0
-                self.model.save_weights(self.out / "best.weights.h5")
-            else:
-                self.state["bad_validations"] += 1
-                sch = self.config.schedule
-                if sch.get("name") == "plateau" and self.state["bad_validations"] >= int(sch.get("patience", 3)):
-                    self.state["plateau_factor"] *= float(sch.get("factor", 0.4))
-                    self.state["bad_validations"] = 0
-        self.state["history"].append({k: v for k, v in row.items() if k in ("epoch", "val_pck", "train_hours")})
+        if not self.config.val_every_steps:
+            pck = self._track_validation(epoch + 1, self.state["hours"])
+            if pck is not None:
+                row["val_pck"] = pck
         self._log_row("log.csv", row)
         log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
         self.save_checkpoint()

@@ -169,7 +169,7 @@ def make_objective(model: keras.Model, sigma: float | None = None, disc_radius: 
         blocks = sorted((n for n in names if n.startswith("pose_")), key=lambda n: int(n.split("_")[1]))
         enc = dict(base,
                    coords=lambda b: encode_normalized(b["joints"], (h_in, w_in)),
-                   prob=lambda b: _f32(b["in_crop"]))
+                   prob=lambda b: _f32(b["in_crop"])[..., None])
         terms = {}
         for n in blocks:
             k = n.split("_")[1]

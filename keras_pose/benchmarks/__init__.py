@@ -1,0 +1,1 @@
+"""Benchmarks that print figures for the docs (run through ``tools/benchmark_*.py``)."""

@@ -1,0 +1,181 @@
+"""The model zoo: one registry, one loader.
+
+Each preset is a folder ``zoo/<name>/`` holding ``preset.json`` (description,
+model config, weights file and its SHA-256), the weights, the training config
+(``train.json``), the model card (``README.md``) and the measured metrics
+(``metrics.json``, written by ``keras-pose evaluate``).
+
+Example:
+    >>> import keras_pose
+    >>> keras_pose.zoo.list()                       # doctest: +SKIP
+    >>> model = keras_pose.zoo.load("cpm_lsp")      # doctest: +SKIP
+    >>> model(images)["keypoints"]                  # (B, 14, 2) in input pixels  # doctest: +SKIP
+
+The zoo folder is ``$KERAS_POSE_ZOO`` if set, else ``zoo/`` next to the
+package (the README's editable install keeps it there). ``load`` also takes
+a path to any preset folder or training run directory.
+"""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+ENV_VAR = "KERAS_POSE_ZOO"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def zoo_dir() -> Path:
+    """The folder holding the presets."""
+    return Path(os.environ[ENV_VAR]) if os.environ.get(ENV_VAR) else PROJECT_ROOT / "zoo"
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A zoo entry (the contents of ``preset.json`` plus its folder)."""
+
+    name: str
+    description: str
+    folder: Path
+    model: dict
+    weights: str
+    sha256: str
+    architecture: str | None = None
+    metrics: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def weights_path(self) -> Path:
+        return self.folder / self.weights
+
+    @property
+    def family(self) -> str:
+        return self.model["family"]
+
+
+def _read_preset(folder: Path) -> Preset:
+    path = folder / "preset.json"
+    try:
+        d = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{folder} is not a zoo preset: {path} does not exist") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"zoo preset file {path} is not valid JSON: {e}") from e
+    missing = [k for k in ("name", "description", "model", "weights", "sha256") if k not in d]
+    if missing:
+        raise ValueError(f"zoo preset file {path} lacks {missing}")
+    metrics = {}
+    if (folder / "metrics.json").is_file():
+        metrics = json.loads((folder / "metrics.json").read_text())
+    return Preset(d["name"], d["description"], folder, d["model"], d["weights"], d["sha256"],
+                  d.get("architecture"), metrics)
+
+
+def presets() -> dict[str, Preset]:
+    """Every preset in the zoo folder, by name."""
+    root = zoo_dir()
+    out = {}
+    if root.is_dir():
+        for folder in sorted(p for p in root.iterdir() if (p / "preset.json").is_file()):
+            p = _read_preset(folder)
+            out[p.name] = p
+    return out
+
+
+def get_preset(name: str) -> Preset:
+    """A preset by name (an unknown name is an error that lists the valid ones)."""
+    all_presets = presets()
+    if name not in all_presets:
+        valid = ", ".join(sorted(all_presets)) or "(none: the zoo folder has no presets)"
+        raise KeyError(f"unknown zoo model {name!r}; valid names: {valid} (zoo folder: {zoo_dir()})")
+    return all_presets[name]
+
+
+def list() -> builtins.list[dict]:  # noqa: A001 - the public API is keras_pose.zoo.list()
+    """One row per preset: name, family, description, measured accuracy (PCK@0.2, LSP test)."""
+    rows = []
+    for p in presets().values():
+        m = p.metrics
+        rows.append({"name": p.name, "family": p.family, "architecture": p.architecture,
+                     "input": p.model.get("input_size"), "pck@0.2": m.get("pck"), "pck@0.2 flip": m.get("pck_flip"),
+                     "description": p.description})
+    return rows
+
+
+def sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(preset: Preset) -> None:
+    """Check the weights file against its recorded SHA-256; raise a clear error if it differs."""
+    path = preset.weights_path
+    if not path.is_file():
+        raise FileNotFoundError(f"zoo model {preset.name!r}: weights file {path} is missing")
+    digest = sha256(path)
+    if digest != preset.sha256:
+        raise ValueError(f"zoo model {preset.name!r}: weights file {path} is corrupt or was changed "
+                         f"(SHA-256 {digest[:12]}..., expected {preset.sha256[:12]}...); restore it from the repository")
+
+
+def build_from_dict(model_config: dict):
+    from keras_pose.models.registry import build_model, config_from_dict
+
+    return build_model(config_from_dict(model_config))
+
+
+def load(name_or_path: str | os.PathLike):
+    """A trained model from the zoo (by name) or from a preset / run folder.
+
+    A run folder (``keras-pose train --out``) is loaded from its
+    ``model.json`` and ``best.weights.h5`` (else ``final.weights.h5``).
+    """
+    path = Path(name_or_path)
+    if path.is_dir() and not (path / "preset.json").is_file():
+        return _load_run(path)
+    preset = _read_preset(path) if path.is_dir() else get_preset(str(name_or_path))
+    verify(preset)
+    model = build_from_dict(preset.model)
+    try:
+        model.load_weights(preset.weights_path)
+    except Exception as e:  # h5py / keras raise several types for a bad file
+        raise ValueError(f"zoo model {preset.name!r}: cannot load weights {preset.weights_path}: {e}") from e
+    return model
+
+
+def _load_run(folder: Path):
+    cfg = folder / "model.json"
+    if not cfg.is_file():
+        raise FileNotFoundError(f"{folder} is neither a zoo preset (no preset.json) nor a training run (no model.json)")
+    model = build_from_dict(json.loads(cfg.read_text()))
+    for name in ("best.weights.h5", "final.weights.h5", "checkpoint/model.weights.h5"):
+        if (folder / name).is_file():
+            model.load_weights(folder / name)
+            return model
+    raise FileNotFoundError(f"training run {folder} has no weights (best.weights.h5, final.weights.h5)")
+
+
+def save_preset(model, folder, name: str, description: str, architecture: str | None = None,
+                train_config=None) -> Preset:
+    """Write a preset folder: weights (float32), model config, checksum, training config."""
+    from keras_pose.models.common import model_config
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / "model.weights.h5"
+    model.save_weights(weights)
+    d = {"name": name, "description": description, "architecture": architecture, "model": model_config(model),
+         "weights": weights.name, "sha256": sha256(weights), "size_bytes": weights.stat().st_size}
+    (folder / "preset.json").write_text(json.dumps(d, indent=2) + "\n")
+    if train_config is not None:
+        src = Path(train_config)
+        if src.resolve() != (folder / "train.json").resolve():
+            shutil.copyfile(src, folder / "train.json")
+    return _read_preset(folder)

@@ -1,0 +1,151 @@
+"""Model cards and the zoo table, generated from a preset folder's committed files.
+
+A preset folder holds what the commands wrote: ``preset.json`` (``keras-pose
+zoo-add``), ``train.json``, ``training.json`` (run summary: epochs, steps,
+training hours), ``learning_curve.csv`` (the run's ``val.csv``),
+``metrics.json`` / ``metrics.md`` (``keras-pose evaluate``) and the card's
+hand-written part ``notes.md`` (how the preset differs from the paper). The
+card (``README.md``) and ``docs/zoo.md`` are rebuilt from these by
+``keras-pose zoo-card``, so no number in them is typed by hand.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from keras_pose.zoo import Preset, get_preset, presets
+
+GROUPS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Total")
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def learning_curve(folder: Path) -> list[dict]:
+    path = folder / "learning_curve.csv"
+    if not path.is_file():
+        return []
+    with path.open() as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def plot_learning_curve(folder: Path) -> Path | None:
+    """learning_curve.png: validation PCK against training hours (no dataset pixels, safe to commit)."""
+    rows = learning_curve(folder)
+    if not rows:
+        return None
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 3.2), dpi=110)
+    ax = fig.add_subplot(111)
+    ax.plot([r["train_hours"] for r in rows], [r["val_pck"] for r in rows], marker=".")
+    ax.set_xlabel("training time on this machine (CPU hours)")
+    ax.set_ylabel("validation PCK@0.2 (%)")
+    ax.set_title(f"{folder.name}: learning curve (held-out LSP train images)", fontsize=9)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out = folder / "learning_curve.png"
+    fig.savefig(out)
+    return out
+
+
+def _group_row(groups: dict) -> str:
+    return " | ".join(f"{groups[g]:.1f}" for g in GROUPS)
+
+
+def render_card(preset: Preset) -> str:
+    """The Markdown model card of a preset."""
+    from keras_pose.flops import count_flops
+    from keras_pose.zoo import build_from_dict
+
+    folder = preset.folder
+    train = _read_json(folder / "train.json")
+    summary = _read_json(folder / "training.json")
+    m = preset.metrics
+    model = build_from_dict(preset.model)
+    params = model.count_params()
+    gflops = count_flops(model) / 1e9
+    size_mb = preset.weights_path.stat().st_size / 1e6
+    notes = (folder / "notes.md").read_text().strip() if (folder / "notes.md").is_file() else ""
+    lines = [f"# `{preset.name}`", "", preset.description, ""]
+    if notes:
+        lines += [notes, ""]
+    lines += ["## Model", "",
+              "| | |", "|---|---|",
+              f"| family | {preset.family} |",
+              f"| architecture preset | `{preset.architecture}` |",
+              f"| input | {preset.model['input_size'][0]}x{preset.model['input_size'][1]} RGB, person-centred crop "
+              f"(box side = 1.25 x the person's joint extent) |",
+              f"| joints | {preset.model['num_joints']} (LSP order) |",
+              f"| parameters | {params / 1e6:.3f} M |",
+              f"| GFLOPs (2 x MACs, batch 1) | {gflops:.3f} |",
+              f"| weights | `{preset.weights}`, {size_mb:.1f} MB, SHA-256 `{preset.sha256[:16]}...` |", ""]
+    lines += ["## Training", ""]
+    if train:
+        lines += [f"- data: {', '.join(train.get('train_data', []))} (every {train.get('val_every')}th LSP *train* "
+                  "image held out for validation; the LSP test split is never used for training or selection)",
+                  f"- command: `keras-pose train --config zoo/{preset.name}/train.json --data ../shared/data "
+                  f"--out runs/{preset.name}` (add `--resume` to continue)",
+                  f"- optimiser: `{json.dumps(train.get('optimizer'))}`, schedule `{json.dumps(train.get('schedule'))}`, "
+                  f"batch {train.get('batch_size')}, precision {train.get('mixed_precision') or 'float32'}"]
+    if summary:
+        lines += [f"- trained {summary['epochs']:.1f} epochs ({summary['steps']} steps) in "
+                  f"{summary['train_hours']:.2f} h of training on this 2-core CPU; weights = best validation "
+                  f"checkpoint (step {summary.get('best_step')}, validation PCK@0.2 {summary.get('best_pck', 0):.1f})"]
+    lines += [""]
+    if m:
+        lines += ["## Accuracy: LSP test split (1000 images), PCK@0.2", "",
+                  "| | " + " | ".join(GROUPS) + " |", "|---" * (len(GROUPS) + 1) + "|",
+                  f"| single crop | {_group_row(m['groups'])} |"]
+        if "groups_flip" in m:
+            lines += [f"| flip test | {_group_row(m['groups_flip'])} |"]
+        lat = m.get("latency_batch1")
+        lines += ["", f"Command: `{m.get('command', 'keras-pose evaluate --model ' + preset.name)}` "
+                  f"({m['count']} images)."]
+        if lat:
+            lines += ["", f"CPU latency (Keras, batch 1, this machine): median {lat['median_ms']:.1f} ms, "
+                      f"p90 {lat['p90_ms']:.1f} ms."]
+        lines += [""]
+    if (folder / "learning_curve.csv").is_file():
+        rows = learning_curve(folder)
+        lines += ["## Learning curve", "",
+                  "Validation PCK@0.2 (held-out LSP train images) against training hours, from the run's "
+                  "`val.csv` (`learning_curve.csv`):", "", "![learning curve](learning_curve.png)", "",
+                  "| hours | " + " | ".join(f"{r['train_hours']:.2f}" for r in rows[:: max(1, len(rows) // 10)])
+                  + " |",
+                  "|---" * (1 + len(rows[:: max(1, len(rows) // 10)])) + "|",
+                  "| PCK | " + " | ".join(f"{r['val_pck']:.1f}" for r in rows[:: max(1, len(rows) // 10)]) + " |", ""]
+    return "\n".join(lines)
+
+
+def write_card(name: str) -> Path:
+    preset = get_preset(name)
+    plot_learning_curve(preset.folder)
+    out = preset.folder / "README.md"
+    out.write_text(render_card(preset))
+    return out
+
+
+def zoo_table() -> str:
+    """docs/zoo.md: one row per preset, from the presets' metrics.json."""
+    lines = ["# The zoo", "",
+             "Generated by `keras-pose zoo-card --all` from each preset's `metrics.json` (written by "
+             "`keras-pose evaluate`); do not edit by hand.", "",
+             "| preset | family | input | PCK@0.2 | with flip | " + " | ".join(GROUPS[:-1]) + " | card |",
+             "|---" * (6 + len(GROUPS) - 1) + "|"]
+    for p in presets().values():
+        m = p.metrics
+        if m:
+            g = m.get("groups_flip", m["groups"])
+            cells = f"{m['pck']:.1f} | {m.get('pck_flip', float('nan')):.1f} | " + " | ".join(
+                f"{g[k]:.1f}" for k in GROUPS[:-1])
+        else:
+            cells = "not evaluated | | " + " | ".join("" for _ in GROUPS[:-1])
+        size = p.model["input_size"]
+        lines.append(f"| `{p.name}` | {p.family} | {size[0]}x{size[1]} | {cells} | [card](../zoo/{p.name}/README.md) |")
+    lines += ["", "Per-group columns are with flip test. LSP test split (images 1001-2000), person-centric, "
+              "torso-normalised PCK@0.2 (left shoulder to right hip)."]
+    return "\n".join(lines) + "\n"

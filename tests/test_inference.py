@@ -1,0 +1,98 @@
+"""The image-level inference API and evaluation helpers."""
+
+import cv2
+import numpy as np
+import pytest
+
+from keras_pose.evaluation import evaluate_model, flip_average
+from keras_pose.inference import PosePredictor, keras_predictor, skeleton_for
+from keras_pose.models.registry import build_model
+from keras_pose.skeletons import LSP14
+
+
+def _fake_predict(points):
+    """A predictor that always answers ``points`` (input-crop pixels) with score 1."""
+
+    def predict(images):
+        b = len(images)
+        return np.repeat(points[None], b, 0).astype(np.float32), np.ones((b, len(points)), np.float32)
+
+    return predict
+
+
+def test_keypoints_map_back_to_image_pixels():
+    # the crop centre maps back to the box centre; the crop corner maps to the box corner
+    pts = np.full((14, 2), 31.5, np.float32)
+    pts[0] = [-0.5, -0.5]
+    pose = PosePredictor(_fake_predict(pts), 64, LSP14, padding=1.0)
+    res = pose(np.zeros((100, 200, 3), np.uint8), box=(50, 20, 130, 80))
+    np.testing.assert_allclose(res.keypoints[1], [90.0, 50.0], atol=1e-3)
+    np.testing.assert_allclose(res.keypoints[0], [50.0, 10.0], atol=1e-3)  # side 80 around (90, 50)
+    assert res.to_dict()["keypoints"][0]["joint"] == "r_ankle"
+    whole = pose(np.zeros((100, 200, 3), np.uint8))  # no box: the whole image, centred
+    np.testing.assert_allclose(whole.keypoints[1], [99.5, 49.5], atol=1e-3)
+
+
+def test_flip_test_is_exact_for_a_symmetric_answer():
+    pts = np.random.default_rng(0).uniform(10, 50, (14, 2)).astype(np.float32)
+    images = np.zeros((2, 64, 64, 3), np.float32)
+
+    def mirror_consistent(imgs):  # answers as a perfect model would on a mirrored image
+        return _fake_predict(pts)(imgs)
+
+    kp, _ = flip_average(mirror_consistent, images, LSP14.flip_permutation)
+    expected = pts.copy()
+    mirrored = pts[list(LSP14.flip_permutation)].copy()
+    mirrored[:, 0] = 63 - mirrored[:, 0]
+    np.testing.assert_allclose(kp[0], (expected + mirrored) / 2, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["path", "gray", "rgba", "bgr", "float"])
+def test_accepts_paths_and_every_array_layout(kind, tmp_path):
+    pose = keras_predictor(build_model("cpm_tiny"))
+    rgb = np.random.default_rng(1).integers(0, 255, (90, 70, 3), dtype=np.uint8)
+    if kind == "path":
+        p = tmp_path / "img.png"
+        cv2.imwrite(str(p), rgb[..., ::-1])
+        image, kw = str(p), {}
+    elif kind == "gray":
+        image, kw = rgb[..., 0], {}
+    elif kind == "rgba":
+        image, kw = np.dstack([rgb, np.full((90, 70), 255, np.uint8)]), {}
+    elif kind == "bgr":
+        image, kw = rgb[..., ::-1], {"color": "bgr"}
+    else:
+        image, kw = rgb.astype(np.float32), {}
+    res = pose(image, **kw)
+    assert res.keypoints.shape == (14, 2) and np.all(np.isfinite(res.keypoints))
+    if kind in ("path", "bgr", "float", "rgba"):
+        np.testing.assert_allclose(res.keypoints, pose(rgb).keypoints, atol=1e-3)
+
+
+def test_bad_inputs_have_clear_errors(tmp_path):
+    pose = keras_predictor(build_model("cpm_tiny"))
+    with pytest.raises(ValueError, match="box must be"):
+        pose(np.zeros((10, 10, 3), np.uint8), box=(5, 5, 2, 9))
+    with pytest.raises(ValueError, match="shape"):
+        pose(np.zeros((0, 10, 3), np.uint8))
+    with pytest.raises(FileNotFoundError, match="nope.jpg"):
+        pose(str(tmp_path / "nope.jpg"))
+    with pytest.raises(ValueError, match="3 boxes for 1 images"):
+        pose.predict_many([np.zeros((8, 8, 3), np.uint8)], boxes=[None] * 3)
+    with pytest.raises(ValueError, match="no skeleton with 5 joints"):
+        skeleton_for(5)
+
+
+def test_multiscale_and_evaluate_model_with_a_predictor(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from test_data import _synthetic_dataset
+
+    pts = np.full((14, 2), 31.5, np.float32)
+    pose = PosePredictor(_fake_predict(pts), 64, LSP14)
+    res = pose(np.zeros((64, 64, 3), np.uint8), scales=(0.8, 1.0, 1.25))
+    np.testing.assert_allclose(res.keypoints[0], [31.5, 31.5], atol=1e-3)  # the centre is scale-invariant
+    ds = _synthetic_dataset(tmp_path, n=3)
+    out = evaluate_model(pose.predict, ds, input_size=64)
+    assert out["keypoints"].shape == (3, 14, 2) and 0.0 <= out["pck"] <= 100.0

@@ -1,0 +1,127 @@
+"""``keras-pose predict``: outputs per image, clear per-file errors, the default photo, unknown models."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from keras_pose import cli, zoo
+from keras_pose.models.registry import build_model
+
+PRESET = "tiny_lsp"
+
+
+@pytest.fixture(scope="module")
+def zoo_root(tmp_path_factory):
+    """A zoo folder with one tiny (untrained) preset."""
+    root = tmp_path_factory.mktemp("zoo")
+    zoo.save_preset(build_model("cpm_tiny"), root / PRESET, PRESET, "tiny untrained CPM (tests)")
+    return root
+
+
+@pytest.fixture
+def tiny_zoo(zoo_root, monkeypatch):
+    monkeypatch.setenv(zoo.ENV_VAR, str(zoo_root))
+    return zoo_root
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    good = [folder / "person.jpg", folder / "other.png"]
+    cv2.imwrite(str(good[0]), rng.integers(0, 255, (90, 70, 3), dtype=np.uint8))
+    cv2.imwrite(str(good[1]), rng.integers(0, 255, (50, 120), dtype=np.uint8))  # grey, landscape
+    corrupt = folder / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0" + b"garbage" * 20)
+    text = folder / "notes.txt"
+    text.write_text("not an image")
+    empty = folder / "empty.png"
+    empty.write_bytes(b"")
+    return {"good": good, "bad": [corrupt, text, empty, folder / "missing.jpg"]}
+
+
+def _run(args, capsys):
+    code = cli.main(["predict", *map(str, args)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_good_and_bad_inputs(tiny_zoo, inputs, tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    args = [inputs["good"][0], *inputs["bad"], inputs["good"][1], "--model", PRESET, "--out", out_dir]
+    code, out, err = _run(args, capsys)
+    assert code == 1
+    for bad in inputs["bad"]:
+        assert str(bad) in err, err
+        assert not (out_dir / f"{bad.stem}.json").exists()
+    assert "4 of 6 inputs failed" in err
+    for good in inputs["good"]:
+        png, js = out_dir / f"{good.stem}.png", out_dir / f"{good.stem}.json"
+        assert png.is_file() and js.is_file()
+        record = json.loads(js.read_text())
+        assert record["model"] == PRESET and record["image"] == str(good) and record["skeleton"] == "lsp14"
+        assert len(record["keypoints"]) == 14 and {"joint", "x", "y", "score"} <= set(record["keypoints"][0])
+        h, w = cv2.imread(str(good), cv2.IMREAD_UNCHANGED).shape[:2]
+        assert record["image_size"] == [h, w]
+        assert cv2.imread(str(png)).shape == (h, w, 3)
+        assert str(png) in out
+
+
+def test_all_good_exits_zero_with_options(tiny_zoo, inputs, tmp_path, capsys):
+    out_dir = tmp_path / "out"
+    code, _, err = _run([inputs["good"][0], "--model", PRESET, "--out", out_dir, "--box", 10, 20, 50, 80,
+                         "--flip", "--scales", 0.9, 1.1], capsys)
+    assert code == 0, err
+    record = json.loads((out_dir / "person.json").read_text())
+    # crop box: centre of the person box, side = 1.25 x its longer side
+    assert record["box"] == pytest.approx([30 - 37.5, 50 - 37.5, 30 + 37.5, 50 + 37.5])
+    assert record["flip"] is True and record["scales"] == [0.9, 1.1]
+
+
+def test_same_file_name_twice_is_not_overwritten(tiny_zoo, inputs, tmp_path, capsys):
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    twin = other / "person.jpg"
+    twin.write_bytes(inputs["good"][0].read_bytes())
+    code, _, _ = _run([inputs["good"][0], twin, "--model", PRESET, "--out", tmp_path / "out"], capsys)
+    assert code == 0
+    assert (tmp_path / "out" / "person.json").is_file() and (tmp_path / "out" / "person_2.json").is_file()
+
+
+def test_default_photo_is_used_without_images(tiny_zoo, tmp_path, capsys):
+    code, out, err = _run(["--model", PRESET, "--out", tmp_path / "out"], capsys)
+    assert code == 0, err
+    assert "grace_hopper.jpg" in out and "sample photo" in out
+    record = json.loads((tmp_path / "out" / "grace_hopper.json").read_text())
+    assert record["image"].endswith("grace_hopper.jpg") and len(record["keypoints"]) == 14
+    assert (tmp_path / "out" / "grace_hopper.png").is_file()
+
+
+def test_unknown_model_lists_valid_names(tiny_zoo, inputs, tmp_path, capsys):
+    code, _, err = _run([inputs["good"][0], "--model", "no_such_model", "--out", tmp_path / "out"], capsys)
+    assert code == 2
+    assert "no_such_model" in err and "valid names" in err and PRESET in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_default_model_is_cpm_lsp(tiny_zoo, tmp_path, capsys):
+    code, _, err = _run(["--out", tmp_path / "out"], capsys)  # the tmp zoo has no cpm_lsp
+    assert code == 2 and "'cpm_lsp'" in err and PRESET in err
+
+
+def test_bad_box_is_an_argument_error(tiny_zoo, inputs, tmp_path, capsys):
+    code, _, err = _run([inputs["good"][0], "--model", PRESET, "--box", 50, 20, 10, 80, "--out", tmp_path], capsys)
+    assert code == 2 and "--box" in err
+
+
+def test_predict_with_an_exported_tflite_model(inputs, tmp_path, capsys):
+    from keras_pose.export import export_tflite
+
+    path = export_tflite(build_model("deeppose_tiny"), tmp_path / "dp" / "model_float32.tflite")
+    code, _, err = _run([inputs["good"][0], "--model", path, "--out", tmp_path / "out"], capsys)
+    assert code == 0, err
+    record = json.loads((tmp_path / "out" / "person.json").read_text())
+    assert "tflite float32" in record["model"] and len(record["keypoints"]) == 14

@@ -1,0 +1,227 @@
+"""Training: objectives, the custom loop (overfit, resume, MirroredStrategy) and the model.fit path."""
+
+import json
+
+import cv2
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_pose.data import PipelineConfig, PoseDataset, PoseRecord
+from keras_pose.data.pipeline import AugmentConfig
+from keras_pose.models.registry import build_model, get_config
+from keras_pose.skeletons import LSP14
+from keras_pose.training import LossTerm, Objective, TrainConfig, Trainer, learning_rate_at, make_objective
+from keras_pose.training.fit import PoseTrainingModel, fit_dataset, with_num_joints
+
+TINY = ["cpm_tiny", "part_heatmap_tiny", "softargmax_tiny", "deeppose_tiny"]
+
+
+def _stick_figures(tmp_path, n=8, size=96, seed=0):
+    """Images of coloured stick figures whose joints are the annotations (learnable from pixels)."""
+    rng = np.random.default_rng(seed)
+    records = []
+    colours = np.array(LSP14.joint_colors, np.uint8)
+    for i in range(n):
+        base = np.array([[40, 85], [42, 68], [44, 52], [54, 52], [56, 68], [58, 85], [30, 50], [34, 38],
+                         [40, 28], [58, 28], [64, 38], [68, 50], [49, 22], [49, 10]], np.float32)
+        joints = base + rng.normal(0, 3, base.shape).astype(np.float32)
+        img = np.full((size, size, 3), 30, np.uint8)
+        for a, b in LSP14.limb_indices:
+            cv2.line(img, tuple(int(v) for v in joints[a]), tuple(int(v) for v in joints[b]), (200, 200, 200), 2)
+        for j, (x, y) in enumerate(joints):
+            cv2.circle(img, (int(x), int(y)), 3, tuple(int(c) for c in colours[j] // (1 + j % 3)), -1)
+        path = tmp_path / f"fig{i}.png"
+        cv2.imwrite(str(path), img[..., ::-1])
+        records.append(PoseRecord(str(path), joints, np.ones(14, bool), np.ones(14, bool),
+                                  np.array([49.0, 48.0], np.float32), 0.42, image_id=f"lsp/{i:04d}"))
+    return PoseDataset("sticks", LSP14, records)
+
+
+def _config(model, **kw):
+    base = dict(model=model, batch_size=4, epochs=1, val_every=0, log_every=1000, checkpoint_every=1000,
+                pipeline={"augment": None}, optimizer={"name": "adam", "learning_rate": 3e-3})
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+# ---------------------------------------------------------------- objectives
+
+
+def test_objective_rejects_losses_for_missing_outputs():
+    model = build_model("cpm_tiny")
+    obj = make_objective(model)
+    assert set(obj.terms) == {"stage_1", "stage_2"}
+    with pytest.raises(ValueError, match="no such outputs"):
+        Objective("cpm", dict(obj.terms, stage_9=obj.terms["stage_1"]), obj.encoders, model.output_names)
+    with pytest.raises(ValueError, match="have no loss"):
+        Objective("cpm", {"stage_1": obj.terms["stage_1"]}, obj.encoders, model.output_names)
+    with pytest.raises(ValueError, match="matches no supervised output"):
+        obj.with_weights({"stage_7": 1.0})
+    assert obj.with_weights({"stage_.*": 0.5}).terms["stage_2"].weight == 0.5
+    with pytest.raises(ValueError, match="not encoded"):
+        Objective("cpm", {n: LossTerm(t.loss, "nope", t.mask) for n, t in obj.terms.items()}, obj.encoders,
+                  model.output_names)
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_objective_targets_match_outputs(name):
+    model = build_model(name)
+    obj = make_objective(model)
+    s = model.input_shape[1]
+    joints = np.random.default_rng(0).uniform(5, s - 5, (2, 14, 2)).astype(np.float32)
+    flags = np.ones((2, 14), bool)
+    flags[1, 3] = False
+    batch = {"joints": joints, "visible": flags, "annotated": flags, "in_crop": flags}
+    targets = obj.encode(batch)
+    outputs = model(np.zeros((2, s, s, 3), np.float32))
+    for out_name, term in obj.terms.items():
+        assert targets[term.target].shape[1:] == outputs[out_name].shape[1:], out_name
+    total, per = obj(outputs, targets)
+    assert np.isfinite(float(total)) and set(per) == set(obj.terms)
+
+
+def test_learning_rate_schedules():
+    assert learning_rate_at({"name": "step", "boundaries": [2, 4], "gamma": 0.1}, 1.0, 3.0, 10) == pytest.approx(0.1)
+    assert learning_rate_at({"name": "cosine", "final": 0.0}, 1.0, 5.0, 10) == pytest.approx(0.5)
+    assert learning_rate_at({"name": "constant", "warmup_epochs": 2}, 1.0, 1.0, 10) == pytest.approx(0.5)
+    assert learning_rate_at({"name": "plateau"}, 1.0, 1.0, 10, plateau_factor=0.4) == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="unknown schedule"):
+        learning_rate_at({"name": "exotic"}, 1.0, 0.0, 1)
+
+
+def test_train_config_roundtrip_and_errors(tmp_path):
+    cfg = _config("cpm_tiny", phases=[{"name": "a", "epochs": 2}, {"name": "b", "epochs": 3, "train": "reg_"}])
+    cfg.save(tmp_path / "t.json")
+    again = TrainConfig.load(tmp_path / "t.json")
+    assert again == cfg and again.total_epochs == 5 and again.phase_at(3)["name"] == "b"
+    (tmp_path / "bad.json").write_text(json.dumps({"modle": "x"}))
+    with pytest.raises(ValueError, match="bad.json.*unknown training config keys"):
+        TrainConfig.load(tmp_path / "bad.json")
+    with pytest.raises(FileNotFoundError, match="missing.json"):
+        TrainConfig.load(tmp_path / "missing.json")
+
+
+# ---------------------------------------------------------------- the loop
+
+
+OVERFIT = {  # steps, learning rate
+    "cpm_tiny": (150, 3e-3),
+    "part_heatmap_tiny": (150, 3e-3),
+    "softargmax_tiny": (150, 3e-3),
+    "deeppose_tiny": (150, 1e-3),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", TINY)
+def test_tiny_model_overfits_eight_images(name, tmp_path):
+    ds = _stick_figures(tmp_path)
+    steps, lr = OVERFIT[name]
+    cfg = _config(name, batch_size=8, epochs=steps, optimizer={"name": "adam", "learning_rate": lr})
+    trainer = Trainer(cfg, tmp_path / "run", train_set=ds, val_set=None)
+    from keras_pose.evaluation import evaluate_model
+
+    before = evaluate_model(trainer.model, ds)["pck"]
+    trainer.run(verbose=0)
+    after = evaluate_model(trainer.model, ds)["pck"]
+    rows = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    first, last = (float(r.split(",")[rows[0].split(",").index("loss_total")]) for r in (rows[1], rows[-1]))
+    assert last < 0.5 * first, (first, last)
+    assert after >= before + 40.0 and after >= 60.0, (before, after)
+
+
+def test_resume_continues_at_same_step_with_same_optimizer_state(tmp_path):
+    ds = _stick_figures(tmp_path, n=8)
+    cfg = _config("cpm_tiny", epochs=3, pipeline={})  # with augmentation: resume must replay it exactly
+    straight = Trainer(cfg, tmp_path / "a", train_set=ds)
+    straight.run(verbose=0)
+    first = Trainer(cfg, tmp_path / "b", train_set=ds)
+    first.run(verbose=0, max_steps=3)  # stops mid-epoch 2 (2 steps per epoch)
+    assert first.state["step"] == 3
+    resumed = Trainer(cfg, tmp_path / "b", train_set=ds)
+    assert resumed.restore_checkpoint() and resumed.state["step"] == 3
+    for v, w in zip(resumed.optimizer.variables, first.optimizer.variables):
+        np.testing.assert_array_equal(v.numpy(), w.numpy())
+    resumed.run(resume=True, verbose=0)
+    assert resumed.state["step"] == straight.state["step"] == 6
+    for v, w in zip(resumed.model.weights, straight.model.weights):
+        np.testing.assert_allclose(v.numpy(), w.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_phases_update_only_their_variables(tmp_path):
+    ds = _stick_figures(tmp_path, n=4)
+    cfg = _config("part_heatmap_tiny", phases=[{"name": "regressor", "epochs": 1, "train": "reg|hg|final",
+                                                 "loss_weights": {"detection": 0.0}}])
+    trainer = Trainer(cfg, tmp_path / "run", train_set=ds)
+    before = {v.path: v.numpy().copy() for v in trainer.model.trainable_variables}
+    trainer.run(verbose=0)
+    changed = {v.path for v in trainer.model.trainable_variables if not np.array_equal(before[v.path], v.numpy())}
+    assert changed and all(not p.startswith("det_") for p in changed), sorted(changed)[:5]
+
+
+def test_mirrored_strategy_matches_single_device(tmp_path):
+    cpus = tf.config.list_logical_devices("CPU")
+    if len(cpus) < 2:
+        pytest.skip("needs two logical CPUs (configured in conftest before TF initialises)")
+    ds = _stick_figures(tmp_path, n=8)
+    cfg = _config("deeppose_tiny", batch_size=8, epochs=1, optimizer={"name": "sgd", "learning_rate": 0.01})
+    model_cfg = get_config("deeppose_tiny").replace(batch_norm=False, dropout=0.0)
+
+    def one_step(strategy, out):
+        keras.utils.set_random_seed(1)
+        with (strategy or tf.distribute.get_strategy()).scope():
+            model = build_model(model_cfg)
+        trainer = Trainer(cfg, out, train_set=ds, strategy=strategy, model=model)
+        batch = next(iter(trainer._batches(0, 0)))
+        step = trainer._train_step({})
+        dist = trainer.strategy.experimental_distribute_values_from_function(
+            lambda ctx: {k: v[ctx.replica_id_in_sync_group * 8 // ctx.num_replicas_in_sync:
+                               (ctx.replica_id_in_sync_group + 1) * 8 // ctx.num_replicas_in_sync]
+                         if k != "targets" else {t: x[ctx.replica_id_in_sync_group * 4:
+                                                      (ctx.replica_id_in_sync_group + 1) * 4]
+                                                 for t, x in v.items()}
+                         for k, v in batch.items() if k != "step"}) if strategy else batch
+        return float(step(dist)["total"]), [w.numpy() for w in trainer.model.trainable_weights]
+
+    single, w1 = one_step(None, tmp_path / "single")
+    mirrored, w2 = one_step(tf.distribute.MirroredStrategy(cpus[:2]), tmp_path / "mirrored")
+    assert mirrored == pytest.approx(single, rel=1e-4)
+    for a, b in zip(w1, w2):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+# ---------------------------------------------------------------- model.fit
+
+
+def test_model_fit_two_steps_fresh_and_reloaded(tmp_path):
+    ds = _stick_figures(tmp_path, n=8)
+    model = build_model("deeppose_tiny")  # the family with the smallest graph: tracing is the cost here
+    trainable = PoseTrainingModel(model)
+    trainable.compile(optimizer=keras.optimizers.Adam(1e-3))
+    data, steps = fit_dataset(ds, trainable.objective, 64, batch_size=4)
+    assert steps == 2
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    hist = trainable.fit(data, steps_per_epoch=2, epochs=1, verbose=0)
+    assert set(hist.history) >= {"loss", "loss_coords"}
+    assert any(not np.array_equal(a, w.numpy()) for a, w in zip(before, model.trainable_weights))
+    # a model restored from saved weights (as the zoo does) trains the same way
+    model.save_weights(tmp_path / "w.weights.h5")
+    again = build_model("deeppose_tiny")
+    again.load_weights(tmp_path / "w.weights.h5")
+    t2 = PoseTrainingModel(again)
+    t2.compile(optimizer=keras.optimizers.Adam(1e-3))
+    assert np.isfinite(t2.fit(data, steps_per_epoch=2, epochs=1, verbose=0).history["loss"][-1])
+
+
+def test_finetune_to_mpii_skeleton_keeps_trunk():
+    model = build_model("cpm_tiny")
+    new, fresh = with_num_joints(model, 16)
+    shapes = {n: o.shape for n, o in zip(new.output_names, new.outputs)}
+    assert shapes["stage_1"][-1] == 17 and shapes["keypoints"][1] == 16
+    assert fresh and len(fresh) < len([l for l in new.layers if l.weights])
+    kept = [l for l in new.layers if l.weights and l.name not in fresh]
+    for layer in kept:
+        for a, b in zip(layer.get_weights(), model.get_layer(layer.name).get_weights()):
+            np.testing.assert_array_equal(a, b)

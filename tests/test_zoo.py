@@ -1,0 +1,97 @@
+"""The zoo registry and loader, model cards, and the CI guard on shipped presets."""
+
+import json
+
+import numpy as np
+import pytest
+
+from keras_pose import zoo
+from keras_pose.models.registry import build_model
+
+
+@pytest.fixture
+def tmp_zoo(tmp_path, monkeypatch):
+    monkeypatch.setenv(zoo.ENV_VAR, str(tmp_path / "zoo"))
+    (tmp_path / "zoo").mkdir()
+    return tmp_path / "zoo"
+
+
+def test_save_list_load_roundtrip(tmp_zoo):
+    model = build_model("softargmax_tiny")
+    zoo.save_preset(model, tmp_zoo / "sa_test", "sa_test", "a tiny test preset", architecture="softargmax_tiny")
+    rows = zoo.list()
+    assert [r["name"] for r in rows] == ["sa_test"] and rows[0]["family"] == "softargmax"
+    assert rows[0]["pck@0.2"] is None
+    (tmp_zoo / "sa_test" / "metrics.json").write_text(json.dumps({"pck": 12.5, "pck_flip": 13.0}))
+    assert zoo.list()[0]["pck@0.2"] == 12.5
+    loaded = zoo.load("sa_test")
+    x = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32)
+    np.testing.assert_allclose(loaded(x)["keypoints"], model(x)["keypoints"], atol=1e-5)
+    # a preset folder path works too, from any working directory
+    np.testing.assert_allclose(zoo.load(tmp_zoo / "sa_test")(x)["scores"], model(x)["scores"], atol=1e-6)
+
+
+def test_unknown_name_lists_valid_ones(tmp_zoo):
+    zoo.save_preset(build_model("cpm_tiny"), tmp_zoo / "a_model", "a_model", "x")
+    with pytest.raises(KeyError, match="unknown zoo model 'cpm_lsq'.*valid names: a_model"):
+        zoo.load("cpm_lsq")
+
+
+def test_corrupt_weights_give_clear_error(tmp_zoo):
+    zoo.save_preset(build_model("cpm_tiny"), tmp_zoo / "m", "m", "x")
+    path = tmp_zoo / "m" / "model.weights.h5"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="corrupt or was changed"):
+        zoo.load("m")
+    path.unlink()
+    with pytest.raises(FileNotFoundError, match="weights file .* is missing"):
+        zoo.load("m")
+
+
+def test_run_directory_loads(tmp_path):
+    model = build_model("deeppose_tiny")
+    (tmp_path / "model.json").write_text(json.dumps(model.pose_config.to_dict()))
+    model.save_weights(tmp_path / "best.weights.h5")
+    x = np.zeros((1, 64, 64, 3), np.float32)
+    np.testing.assert_allclose(zoo.load(tmp_path)(x)["keypoints"], model(x)["keypoints"], atol=1e-5)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="neither a zoo preset"):
+        zoo.load(tmp_path / "empty")
+
+
+def test_model_card_is_generated_from_files(tmp_zoo):
+    from keras_pose.zoo.cards import render_card, zoo_table
+
+    p = zoo.save_preset(build_model("cpm_tiny"), tmp_zoo / "cpm_x", "cpm_x", "tiny CPM", architecture="cpm_tiny")
+    groups = {g: 50.0 for g in ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Total")}
+    (tmp_zoo / "cpm_x" / "metrics.json").write_text(json.dumps(
+        {"pck": 50.0, "pck_flip": 51.0, "groups": groups, "groups_flip": groups, "count": 1000,
+         "command": "keras-pose evaluate --model cpm_x", "latency_batch1": {"median_ms": 3.0, "p90_ms": 4.0}}))
+    (tmp_zoo / "cpm_x" / "learning_curve.csv").write_text("step,epoch,train_hours,val_pck\n100,1,0.1,10\n200,2,0.2,20\n")
+    card = render_card(zoo.get_preset("cpm_x"))
+    assert "| single crop | 50.0 |" in card and "keras-pose evaluate --model cpm_x" in card
+    assert f"`{p.sha256[:16]}" in card and "learning_curve.png" in card
+    table = zoo_table()
+    assert "`cpm_x`" in table and "| 50.0 | 51.0 |" in table
+
+
+SHIPPED = sorted(zoo.presets())
+
+
+@pytest.mark.slow
+@pytest.mark.data
+@pytest.mark.parametrize("name", SHIPPED or [pytest.param("none", marks=pytest.mark.skip(reason="no zoo presets"))])
+def test_shipped_preset_matches_its_model_card(name, lsp_test):
+    """CI guard: PCK@0.2 on the first 100 LSP test images is within 3 points of the committed figure."""
+    from keras_pose.evaluation import evaluate_model
+
+    preset = zoo.get_preset(name)
+    first100 = preset.folder / "metrics_lsp_test_100.json"
+    assert first100.is_file(), f"{name}: run `keras-pose evaluate --model {name} --limit 100` and commit the result"
+    expected = json.loads(first100.read_text())["pck"]
+    got = evaluate_model(zoo.load(name), lsp_test, limit=100)["pck"]
+    assert abs(got - expected) <= 3.0, (name, got, expected)
+    full = preset.metrics
+    assert full and full["count"] == 1000, f"{name}: model card metrics must come from the full LSP test split"
