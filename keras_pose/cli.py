@@ -75,7 +75,7 @@ def _train(p):
 
             strategy = tf.distribute.MultiWorkerMirroredStrategy()
         trainer = train(config, args.out, data_root=args.data, resume=args.resume, epochs=args.epochs,
-                        strategy=strategy)
+                        strategy=strategy, max_hours=args.max_hours)
         print(f"done: step {trainer.state['step']}, best validation PCK@0.2 {trainer.state['best_pck']:.2f}; "
               f"weights in {args.out}")
         return 0
@@ -85,6 +85,8 @@ def _train(p):
     p.add_argument("--out", required=True, help="run directory (checkpoints, logs, weights)")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
     p.add_argument("--epochs", type=int, default=None, help="train until this many epochs in total")
+    p.add_argument("--max-hours", type=float, default=None,
+                   help="stop (with a checkpoint) once the run has trained this many hours in total")
     p.add_argument("--strategy", choices=["default", "mirrored", "multiworker"], default="default",
                    help="tf.distribute strategy (multiworker reads TF_CONFIG)")
     return run
@@ -154,6 +156,45 @@ def _zoo(p):
     return run
 
 
+@command("zoo-add", "make a zoo preset from a finished training run (best weights, configs, learning curve)")
+def _zoo_add(p):
+    def run(args):
+        from keras_pose import zoo
+
+        preset = zoo.add_from_run(args.run, args.name, args.description)
+        print(f"wrote {preset.folder} (weights SHA-256 {preset.sha256[:16]}...); next: "
+              f"keras-pose evaluate --model {args.name} && keras-pose evaluate --model {args.name} --limit 100 "
+              f"&& keras-pose zoo-card {args.name}")
+        return 0
+
+    p.add_argument("--run", required=True, help="training run folder (keras-pose train --out)")
+    p.add_argument("--name", required=True, help="preset name, <network>_<dataset>, e.g. cpm_lsp")
+    p.add_argument("--description", required=True, help="one line for `keras-pose zoo`")
+    return run
+
+
+@command("zoo-card", "regenerate model cards (zoo/<name>/README.md) and docs/zoo.md from the committed files")
+def _zoo_card(p):
+    def run(args):
+        from pathlib import Path
+
+        from keras_pose import zoo
+        from keras_pose.zoo import cards
+
+        names = sorted(zoo.presets()) if args.all or not args.names else args.names
+        for n in names:
+            print(f"wrote {cards.write_card(n)}")
+        out = Path(args.table) if args.table else zoo.PROJECT_ROOT / "docs" / "zoo.md"
+        out.write_text(cards.zoo_table())
+        print(f"wrote {out}")
+        return 0
+
+    p.add_argument("names", nargs="*", help="presets (default: all)")
+    p.add_argument("--all", action="store_true", help="every preset")
+    p.add_argument("--table", default=None, help="where to write the zoo table (default docs/zoo.md)")
+    return run
+
+
 # Subcommands defined in other modules register themselves on import (one line each):
 # (keras_pose.cli_export: predict, export; keras_pose.cli_viz: visualize)
 import keras_pose.cli_export  # noqa: E402,F401
@@ -161,6 +202,7 @@ import keras_pose.cli_viz  # noqa: E402,F401
 
 
 def build_parser():
+    """The argparse parser with every registered subcommand."""
     parser = argparse.ArgumentParser(prog="keras-pose", description="keras_pose: 2D human pose estimation model zoo")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help, add_arguments) in COMMANDS.items():
@@ -170,6 +212,7 @@ def build_parser():
 
 
 def main(argv=None):
+    """Entry point of ``keras-pose``; returns the exit code (2 for a clear user error)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv

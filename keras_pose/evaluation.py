@@ -14,6 +14,7 @@ from keras_pose.data.records import PoseDataset
 
 
 def model_input_size(model) -> int:
+    """The side S of a model's square (B, S, S, 3) input."""
     shape = model.input_shape if isinstance(model.input_shape, tuple) else model.input_shape[0]
     if shape[1] != shape[2]:
         raise ValueError(f"model {model.name!r} has a non-square input {shape[1:3]}; keras_pose crops are square")

@@ -49,6 +49,7 @@ class PoseResult:
 
 
 def skeleton_for(num_joints: int) -> Skeleton:
+    """The known skeleton with ``num_joints`` joints (LSP14 or MPII16)."""
     for s in (LSP14, MPII16):
         if s.num_joints == num_joints:
             return s

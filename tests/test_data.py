@@ -289,3 +289,20 @@ def test_pipeline_on_real_lsp_keeps_joints_on_dots(lsp_train):
     assert float(tf.reduce_max(b["images"])) <= 255.0
     vis_share = float(tf.reduce_mean(tf.cast(b["visible"], tf.float32)))
     assert vis_share > 0.7
+
+
+def test_fused_color_jitter_equals_sequential_definition():
+    """brightness, then contrast about the mean, then saturation about the grey level."""
+    from keras_pose.data.pipeline import color_jitter
+
+    rng = np.random.default_rng(0)
+    x = rng.uniform(60, 190, (3, 8, 8, 3)).astype(np.float32)
+    aug = AugmentConfig(brightness=0.2, contrast=0.2, saturation=0.2)
+    seeds = [tf.constant([1, i]) for i in range(3)]
+    got = color_jitter(tf.constant(x), seeds, aug).numpy()
+    f = [tf.random.stateless_uniform([3], s, 0.8, 1.2).numpy().reshape(-1, 1, 1, 1) for s in seeds]
+    y = x * f[0]
+    y = (y - y.mean(axis=(1, 2, 3), keepdims=True)) * f[1] + y.mean(axis=(1, 2, 3), keepdims=True)
+    g = y.mean(axis=3, keepdims=True)
+    y = np.clip((y - g) * f[2] + g, 0, 255)
+    np.testing.assert_allclose(got, y, atol=1e-3)

@@ -290,6 +290,7 @@ def name_outputs(outputs: dict) -> dict:
 
 
 def check_choice(owner: str, field: str, value, choices):
+    """Raise a ValueError naming ``owner.field`` unless ``value`` is one of ``choices``."""
     if value not in choices:
         raise ValueError(f"{owner}.{field}: expected one of {list(choices)}, got {value!r}")
 

@@ -129,8 +129,8 @@ _ARCHITECTURES = (
         paper_params=14_750_000, paper_gflops=19.7),
     Architecture(
         "softargmax_small",
-        SoftArgmaxConfig(num_joints=14, input_size=(160, 160), num_blocks=3, width=0.5),
-        "Soft-argmax regression with context, 3 blocks at 160x160, half width"),
+        SoftArgmaxConfig(num_joints=14, input_size=(128, 128), num_blocks=3, width=0.5),
+        "Soft-argmax regression with context, 3 blocks at 128x128, half width"),
     Architecture(
         "softargmax_tiny",
         SoftArgmaxConfig(num_joints=14, input_size=(64, 64), num_blocks=2, width=0.25, block_kernel=3),

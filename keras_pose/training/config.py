@@ -48,6 +48,11 @@ class TrainConfig:
             epoch); each validation is a row of ``val.csv`` (the learning
             curve: validation PCK against training hours).
         flip_test: use flip test in validation.
+        refine: train a DeepPose refinement stage s >= 2 instead of a plain
+            model: ``{"stages": [previous stage run / preset folders or zoo
+            names], "sigma": crop factor, "image_size": training image side,
+            "statistics": optional precomputed displacement JSON}``; see
+            :mod:`keras_pose.training.deeppose`. None for ordinary training.
     """
 
     model: Any = "cpm_small"
@@ -67,6 +72,7 @@ class TrainConfig:
     log_every: int = 50
     val_every_steps: int = 0
     flip_test: bool = False
+    refine: dict | None = None  # DeepPose refinement stage (keras_pose.training.deeppose)
 
     def __post_init__(self):
         object.__setattr__(self, "train_data", tuple(self.train_data))
@@ -76,6 +82,10 @@ class TrainConfig:
         for p in self.phases:
             if "epochs" not in p:
                 raise ValueError(f"every phase needs 'epochs', got {p}")
+        if self.refine is not None:  # DeepPose refinement stage
+            from keras_pose.training.deeppose import check_refine_spec
+
+            object.__setattr__(self, "refine", check_refine_spec(self.refine))
 
     @property
     def total_epochs(self) -> int:

@@ -130,11 +130,23 @@ class Trainer:
             self.optimizer = make_optimizer(config.optimizer)
             self.optimizer.build(self.model.trainable_variables)
         self.base_lr = float(config.optimizer.get("learning_rate", 1e-3))
-        self.input_size = int(self.model.input_shape[1])
+        # --- DeepPose refinement stage (config.refine; keras_pose.training.deeppose): the previous stages,
+        # displacement statistics, in-step refinement samples, own-joint objective, cascade validation.
+        self.refinement = None
+        if config.refine:
+            from keras_pose.training.deeppose import RefinementStage
+
+            self.refinement = RefinementStage(config.refine, self.model, self.train_set.skeleton, config.seed)
+        self.input_size = self.refinement.image_size if self.refinement else int(self.model.input_shape[1])
         self.pipe_cfg = config.pipeline_config(self.input_size)
-        self.objective = make_objective(self.model, **{k: v for k, v in config.loss.items() if k != "weights"},
-                                        weights=config.loss.get("weights"))
-        encode = self.objective.encode if self.pipe_cfg.augment_in == "data" else None
+        if self.refinement:
+            self.refinement.prepare(self.train_set, self.pipe_cfg.padding, self.out)
+            self.objective = self.refinement.objective
+        else:
+            self.objective = make_objective(self.model, **{k: v for k, v in config.loss.items() if k != "weights"},
+                                            weights=config.loss.get("weights"))
+        # --- end DeepPose refinement
+        encode = self.objective.encode if self.pipe_cfg.augment_in == "data" and not self.refinement else None
         self.pipeline = TrainPipeline(self.train_set, self.pipe_cfg, config.batch_size, config.seed, encode=encode)
         self.state = {"step": 0, "best_pck": -1.0, "plateau_factor": 1.0, "bad_validations": 0, "history": []}
         self._steps = {}
@@ -162,11 +174,15 @@ class Trainer:
         clip = self.config.clip_norm
 
         def replica_step(batch):
-            if self.pipe_cfg.augment_in == "step":
+            if self.pipe_cfg.augment_in == "step" or self.refinement:
                 ctx = tf.distribute.get_replica_context()
                 rid = tf.cast(ctx.replica_id_in_sync_group, tf.int64) if ctx else tf.constant(0, tf.int64)
-                batch = self.pipeline.augment(batch, batch["step"][0] * 64 + rid)
-                batch["targets"] = objective.encode(batch)
+                if self.pipe_cfg.augment_in == "step":
+                    batch = self.pipeline.augment(batch, batch["step"][0] * 64 + rid)
+                if self.refinement:  # DeepPose stage s >= 2: crops around simulated stage s-1 poses
+                    batch = self.refinement.transform(batch, batch["step"][0] * 64 + rid)
+                else:
+                    batch["targets"] = objective.encode(batch)
             with tf.GradientTape() as tape:
                 outputs = self.model(batch["images"], training=True)
                 total, per = objective(outputs, batch["targets"])
@@ -236,16 +252,21 @@ class Trainer:
     def validate(self) -> float | None:
         if not self.val_set:
             return None
+        if self.refinement:  # DeepPose refinement: PCK of the whole cascade (previous stages + this one)
+            res = evaluate_model(self.refinement.predictor(self.model), self.val_set, padding=self.pipe_cfg.padding,
+                                 flip=self.config.flip_test, input_size=self.input_size)
+            return res["pck"]
         res = evaluate_model(self.model, self.val_set, padding=self.pipe_cfg.padding, flip=self.config.flip_test)
         return res["pck"]
 
     # ------------------------------------------------------------------ main
     def run(self, resume: bool = False, epochs: int | None = None, max_steps: int | None = None,
-            verbose: int = 1) -> dict:
+            verbose: int = 1, max_hours: float | None = None) -> dict:
         """Train (optionally resuming) until ``epochs`` total epochs (default: the config's).
 
-        ``max_steps`` stops early after that many steps in this call (for tests
-        and time-boxed sessions); a checkpoint is written when stopping.
+        ``max_steps`` stops early after that many steps in this call, and
+        ``max_hours`` once the run's total training time reaches it (for tests,
+        recipe searches and time-boxed sessions)        and time-boxed sessions); a checkpoint is written when stopping.
         """
         cfg = self.config
         cfg.save(self.out / "train.json")
@@ -294,7 +315,8 @@ class Trainer:
                     mark = time.time()
                 if self.state["step"] % cfg.checkpoint_every == 0:
                     self.save_checkpoint()
-                if max_steps is not None and done_in_call >= max_steps:
+                if (max_steps is not None and done_in_call >= max_steps) or (
+                        max_hours is not None and self.state["hours"] >= max_hours):
                     stopped = True
                     break
             if stopped:
@@ -307,7 +329,7 @@ class Trainer:
 
     def _batches(self, epoch, skip):
         ds = self.pipeline.epoch(epoch, skip)
-        if self.pipe_cfg.augment_in == "step":
+        if self.pipe_cfg.augment_in == "step" or self.refinement:  # the step seeds in-step randomness
             bs = self.config.batch_size
             ds = ds.map(lambda b: dict(b, step=tf.fill([bs], b["step"])))
         return ds
@@ -346,8 +368,9 @@ class Trainer:
         self.save_checkpoint()
 
 
-def train(config: TrainConfig, out_dir, data_root=None, resume=False, epochs=None, strategy=None, **kwargs) -> Trainer:
+def train(config: TrainConfig, out_dir, data_root=None, resume=False, epochs=None, strategy=None,
+          max_hours=None, **kwargs) -> Trainer:
     """Build a :class:`Trainer` and run it; returns the trainer (its model is trained)."""
     trainer = Trainer(config, out_dir, data_root=data_root, strategy=strategy, **kwargs)
-    trainer.run(resume=resume, epochs=epochs)
+    trainer.run(resume=resume, epochs=epochs, max_hours=max_hours)
     return trainer

@@ -107,6 +107,7 @@ def list() -> builtins.list[dict]:  # noqa: A001 - the public API is keras_pose.
 
 
 def sha256(path) -> str:
+    """Hex SHA-256 of a file."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -126,6 +127,7 @@ def verify(preset: Preset) -> None:
 
 
 def build_from_dict(model_config: dict):
+    """Build an (untrained) model from a stored model config dict."""
     from keras_pose.models.registry import build_model, config_from_dict
 
     return build_model(config_from_dict(model_config))
@@ -179,3 +181,37 @@ def save_preset(model, folder, name: str, description: str, architecture: str | 
         if src.resolve() != (folder / "train.json").resolve():
             shutil.copyfile(src, folder / "train.json")
     return _read_preset(folder)
+
+
+def add_from_run(run_dir, name: str, description: str, folder=None) -> Preset:
+    """Make a preset from a finished training run (``keras-pose zoo-add``).
+
+    Copies the best-validation weights (float32), the model config, the
+    training config, a training summary (``training.json``) and the learning
+    curve (``val.csv`` -> ``learning_curve.csv``).
+    """
+    run = Path(run_dir)
+    state_path = run / "checkpoint" / "state.json"
+    if not state_path.is_file():
+        raise FileNotFoundError(f"{run} is not a training run folder (no checkpoint/state.json)")
+    state = json.loads(state_path.read_text())
+    train = json.loads((run / "train.json").read_text())
+    model = _load_run(run)
+    folder = Path(folder) if folder else zoo_dir() / name
+    arch = train["model"] if isinstance(train["model"], str) else None
+    preset = save_preset(model, folder, name, description, architecture=arch, train_config=run / "train.json")
+    steps_per_epoch = None
+    if (run / "log.csv").is_file():
+        import csv
+
+        rows = builtins.list(csv.DictReader((run / "log.csv").open()))
+        if rows:
+            steps_per_epoch = int(rows[0]["step"]) / float(rows[0]["epoch"])
+    summary = {"steps": state["step"], "train_hours": state.get("hours"), "best_pck": state.get("best_pck"),
+               "best_step": state.get("best_step"),
+               "epochs": state["step"] / steps_per_epoch if steps_per_epoch else None,
+               "batch_size": train.get("batch_size"), "run": str(run)}
+    (folder / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if (run / "val.csv").is_file():
+        shutil.copyfile(run / "val.csv", folder / "learning_curve.csv")
+    return preset

@@ -25,6 +25,7 @@ def _read_json(path: Path) -> dict:
 
 
 def learning_curve(folder: Path) -> list[dict]:
+    """Rows of a preset's learning_curve.csv (step, epoch, train_hours, val_pck)."""
     path = folder / "learning_curve.csv"
     if not path.is_file():
         return []
@@ -122,6 +123,7 @@ def render_card(preset: Preset) -> str:
 
 
 def write_card(name: str) -> Path:
+    """Regenerate zoo/<name>/README.md (and its learning-curve plot); returns its path."""
     preset = get_preset(name)
     plot_learning_curve(preset.folder)
     out = preset.folder / "README.md"
