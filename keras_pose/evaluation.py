@@ -98,9 +98,11 @@ def evaluate_model(model_or_predict, dataset: PoseDataset, padding: float = 1.25
     return out
 
 
-def measure_latency(predict: Callable, input_size: int, runs: int = 30, warmup: int = 3, batch: int = 1) -> dict:
-    """Median and p90 wall time (ms) of one ``predict`` call on a random batch."""
-    x = np.random.default_rng(0).uniform(0, 255, (batch, input_size, input_size, 3)).astype(np.float32)
+def measure_latency(predict: Callable, input_size: int | None = None, runs: int = 30, warmup: int = 3,
+                    batch: int = 1, images: np.ndarray | None = None) -> dict:
+    """Median and p90 wall time (ms) of one ``predict`` call on ``images`` (default: a random batch)."""
+    x = images if images is not None else np.random.default_rng(0).uniform(
+        0, 255, (batch, input_size, input_size, 3)).astype(np.float32)
     for _ in range(warmup):
         predict(x)
     times = []

@@ -155,6 +155,11 @@ def load_predictor(spec: str | os.PathLike, padding: float | None = None) -> Pos
     from keras_pose import zoo
     from keras_pose.export import training_padding
 
-    model = zoo.load(spec)
     padding = padding if padding is not None else training_padding(spec)
-    return keras_predictor(model, padding=padding, name=str(spec))
+    if zoo.is_cascade(spec):  # DeepPose: run every stage of the cascade
+        from keras_pose.training.deeppose import cascade_predictor
+
+        cascade = zoo.load_cascade(spec)
+        size = int(cascade.stage_models[0].inputs[0].shape[1])
+        return PosePredictor(cascade_predictor(cascade, size), size, cascade.skeleton, padding, str(spec))
+    return keras_predictor(zoo.load(spec), padding=padding, name=str(spec))

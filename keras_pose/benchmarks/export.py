@@ -21,16 +21,10 @@ import numpy as np
 
 
 def _latency(predict: Callable, crop: np.ndarray, runs: int, warmup: int = 3) -> dict:
-    import time
+    from keras_pose.evaluation import measure_latency
 
-    for _ in range(warmup):
-        predict(crop)
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        predict(crop)
-        times.append((time.perf_counter() - t) * 1000.0)
-    return {"median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90))}
+    out = measure_latency(predict, runs=runs, warmup=warmup, images=crop)
+    return {"median_ms": out["median_ms"], "p90_ms": out["p90_ms"]}
 
 
 def benchmark_export(spec: str | os.PathLike, data_root=None, limit: int = 200, threads: Sequence[int] = (1, 2),

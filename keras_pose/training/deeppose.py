@@ -203,9 +203,9 @@ def simulate_refinement_batch(batch, seed, mean, factor, crop_size, sigma: float
     prev = joints + delta
     r = refinement_crops(tf.cast(batch["images"], tf.float32), prev, crop_size, joints, sigma, skeleton)
     a, b = skeleton.torso_indices
-    mask = tf.logical_and(annotated, (annotated[:, a] & annotated[:, b])[:, None])
-    return {"images": r["crops"], "targets": {"coords": r["targets"], "mask": tf.reshape(tf.cast(mask, tf.float32), [-1])},
-            "prev": prev, "joint_ids": r["joint_ids"]}
+    mask = tf.reshape(tf.cast(annotated & (annotated[:, a] & annotated[:, b])[:, None], tf.float32), [-1])
+    return {"images": r["crops"], "targets": {"coords": r["targets"], "mask": mask}, "prev": prev,
+            "joint_ids": r["joint_ids"]}
 
 
 def own_joint_l2(target, pred, mask):
@@ -254,7 +254,10 @@ def _resolve(entry, base: Path | None = None) -> Path:
     from keras_pose import zoo
 
     path = Path(entry)
-    candidates = [path] if path.is_absolute() else [path] + ([base / path, base.parent / path] if base else [])
+    candidates = [path]
+    if base is not None and not path.is_absolute():  # e.g. "runs/stage1" recorded in runs/stage2/train.json
+        base = Path(base).resolve()
+        candidates += [folder / path for folder in (base, *base.parents)]
     for c in candidates:
         if c.is_dir():
             return c
@@ -283,7 +286,8 @@ def load_stage_models(entries: Sequence, base: Path | None = None) -> list:
 
     Each entry is one stage, loaded with :func:`keras_pose.zoo.load`, except
     a cascade preset, which expands to all of its stages. Relative paths are
-    tried from the working directory, then from ``base`` and its parent.
+    tried from the working directory, then from ``base`` and its ancestors;
+    a bare name that is not a folder is a zoo preset name.
     """
     from keras_pose import zoo
 

@@ -177,10 +177,11 @@ class Trainer:
             if self.pipe_cfg.augment_in == "step" or self.refinement:
                 ctx = tf.distribute.get_replica_context()
                 rid = tf.cast(ctx.replica_id_in_sync_group, tf.int64) if ctx else tf.constant(0, tf.int64)
+                seed = batch["step"][0] * 64 + rid
                 if self.pipe_cfg.augment_in == "step":
-                    batch = self.pipeline.augment(batch, batch["step"][0] * 64 + rid)
+                    batch = self.pipeline.augment(batch, seed)
                 if self.refinement:  # DeepPose stage s >= 2: crops around simulated stage s-1 poses
-                    batch = self.refinement.transform(batch, batch["step"][0] * 64 + rid)
+                    batch = self.refinement.transform(batch, seed)
                 else:
                     batch["targets"] = objective.encode(batch)
             with tf.GradientTape() as tape:
@@ -266,7 +267,7 @@ class Trainer:
 
         ``max_steps`` stops early after that many steps in this call, and
         ``max_hours`` once the run's total training time reaches it (for tests,
-        recipe searches and time-boxed sessions)        and time-boxed sessions); a checkpoint is written when stopping.
+        recipe searches and time-boxed sessions); a checkpoint is written when stopping.
         """
         cfg = self.config
         cfg.save(self.out / "train.json")

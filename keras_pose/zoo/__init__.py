@@ -47,6 +47,7 @@ class Preset:
     sha256: str
     architecture: str | None = None
     metrics: dict = dataclasses.field(default_factory=dict)
+    cascade: dict | None = None  # DeepPose cascades: {"sigma", "skeleton", "stages": [...]}; the model is stage 1
 
     @property
     def weights_path(self) -> Path:
@@ -72,7 +73,7 @@ def _read_preset(folder: Path) -> Preset:
     if (folder / "metrics.json").is_file():
         metrics = json.loads((folder / "metrics.json").read_text())
     return Preset(d["name"], d["description"], folder, d["model"], d["weights"], d["sha256"],
-                  d.get("architecture"), metrics)
+                  d.get("architecture"), metrics, d.get("cascade"))
 
 
 def presets() -> dict[str, Preset]:
@@ -101,7 +102,8 @@ def list() -> builtins.list[dict]:  # noqa: A001 - the public API is keras_pose.
     for p in presets().values():
         m = p.metrics
         rows.append({"name": p.name, "family": p.family, "architecture": p.architecture,
-                     "input": p.model.get("input_size"), "pck@0.2": m.get("pck"), "pck@0.2 flip": m.get("pck_flip"),
+                     "input": p.model.get("input_size"), "stages": len(p.cascade["stages"]) if p.cascade else 1,
+                     "pck@0.2": m.get("pck"), "pck@0.2 flip": m.get("pck_flip"),
                      "description": p.description})
     return rows
 
@@ -152,6 +154,24 @@ def load(name_or_path: str | os.PathLike):
     return model
 
 
+def load_cascade(name_or_path):
+    """A DeepPose cascade (all its stages, checksums verified) from a cascade preset or refinement run."""
+    from keras_pose.training.deeppose import load_cascade as _load
+
+    return _load(name_or_path)
+
+
+def is_cascade(name_or_path) -> bool:
+    """True for a cascade preset, or a training run that refines earlier DeepPose stages."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        if (path / "preset.json").is_file():
+            return bool(json.loads((path / "preset.json").read_text()).get("cascade"))
+        train = path / "train.json"
+        return train.is_file() and bool(json.loads(train.read_text()).get("refine"))
+    return str(name_or_path) in presets() and get_preset(str(name_or_path)).cascade is not None
+
+
 def _load_run(folder: Path):
     cfg = folder / "model.json"
     if not cfg.is_file():
@@ -196,10 +216,18 @@ def add_from_run(run_dir, name: str, description: str, folder=None) -> Preset:
         raise FileNotFoundError(f"{run} is not a training run folder (no checkpoint/state.json)")
     state = json.loads(state_path.read_text())
     train = json.loads((run / "train.json").read_text())
-    model = _load_run(run)
     folder = Path(folder) if folder else zoo_dir() / name
     arch = train["model"] if isinstance(train["model"], str) else None
-    preset = save_preset(model, folder, name, description, architecture=arch, train_config=run / "train.json")
+    if train.get("refine"):  # a DeepPose refinement stage: publish the whole cascade
+        from keras_pose.training.deeppose import save_cascade_preset
+
+        save_cascade_preset(run, folder, name, description, architecture=arch)
+        if (run / "train.json").resolve() != (folder / "train.json").resolve():
+            shutil.copyfile(run / "train.json", folder / "train.json")
+        preset = _read_preset(folder)
+    else:
+        preset = save_preset(_load_run(run), folder, name, description, architecture=arch,
+                             train_config=run / "train.json")
     steps_per_epoch = None
     if (run / "log.csv").is_file():
         import csv
