@@ -199,7 +199,8 @@ def test_refinement_stage_under_mirrored_strategy_with_in_step_augmentation(tmp_
     ds = _stick_figures(tmp_path, n=4)
     stage1 = _save_run(_tiny(0), tmp_path / "stage1")
     cfg = _refine_config(stage1, pipeline={"augment_in": "step"})
-    trainer = Trainer(cfg, tmp_path / "run", train_set=ds, strategy=tf.distribute.MirroredStrategy(cpus[:2]))
+    trainer = Trainer(cfg, tmp_path / "run", train_set=ds, strategy=tf.distribute.MirroredStrategy(
+        cpus[:2], cross_device_ops=tf.distribute.ReductionToOneDevice()))  # no collective keys shared across tests
     state = trainer.run(verbose=0)
     assert state["step"] == 1
     rows = (tmp_path / "run" / "log.csv").read_text().splitlines()

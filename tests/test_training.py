@@ -186,7 +186,10 @@ def test_mirrored_strategy_matches_single_device(tmp_path):
         return float(step(dist)["total"]), [w.numpy() for w in trainer.model.trainable_weights]
 
     single, w1 = one_step(None, tmp_path / "single")
-    mirrored, w2 = one_step(tf.distribute.MirroredStrategy(cpus[:2]), tmp_path / "mirrored")
+    # ReductionToOneDevice: several MirroredStrategy objects in one test process would otherwise reuse
+    # collective instance keys (a process trains under one strategy in real use).
+    strategy = tf.distribute.MirroredStrategy(cpus[:2], cross_device_ops=tf.distribute.ReductionToOneDevice())
+    mirrored, w2 = one_step(strategy, tmp_path / "mirrored")
     assert mirrored == pytest.approx(single, rel=1e-4)
     for a, b in zip(w1, w2):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
