@@ -63,7 +63,14 @@ def _train(p):
 
         from keras_pose.training import TrainConfig, train
 
+        import signal
+
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+        def stop(signum, frame):  # SIGTERM behaves like Ctrl-C: the trainer writes a checkpoint first
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, stop)
         config = TrainConfig.load(args.config)
         strategy = None
         if args.strategy == "mirrored":
@@ -221,6 +228,9 @@ def main(argv=None):
     except (FileNotFoundError, ValueError, KeyError) as e:
         print(f"keras-pose {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"keras-pose {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -228,3 +228,29 @@ def test_finetune_to_mpii_skeleton_keeps_trunk():
     for layer in kept:
         for a, b in zip(layer.get_weights(), model.get_layer(layer.name).get_weights()):
             np.testing.assert_array_equal(a, b)
+
+
+def test_interrupt_writes_a_checkpoint_and_resume_continues(tmp_path, monkeypatch):
+    ds = _stick_figures(tmp_path, n=8)
+    cfg = _config("cpm_tiny", epochs=2)
+    trainer = Trainer(cfg, tmp_path / "run", train_set=ds)
+    calls = {"n": 0}
+    original = trainer._train_step
+
+    def interrupt_after_two(phase):
+        step = original(phase)
+
+        def wrapped(batch):
+            calls["n"] += 1
+            if calls["n"] > 2:
+                raise KeyboardInterrupt
+            return step(batch)
+
+        return wrapped
+
+    monkeypatch.setattr(trainer, "_train_step", interrupt_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run(verbose=0)
+    resumed = Trainer(cfg, tmp_path / "run", train_set=ds)
+    assert resumed.restore_checkpoint() and resumed.state["step"] == 2
+    assert resumed.run(resume=True, verbose=0)["step"] == 4

@@ -274,6 +274,15 @@ class Trainer:
         (self.out / "model.json").write_text(json.dumps(self.model.pose_config.to_dict(), indent=1))
         if resume and self.restore_checkpoint():
             log.info("resumed from %s at step %d", self.ckpt_dir, self.state["step"])
+        try:
+            return self._run(epochs, max_steps, verbose, max_hours)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM (see keras-pose train): keep the progress, then stop
+            self.save_checkpoint()
+            log.info("interrupted: checkpoint written at step %d in %s", self.state["step"], self.ckpt_dir)
+            raise
+
+    def _run(self, epochs, max_steps, verbose, max_hours) -> dict:
+        cfg = self.config
         total_epochs = epochs if epochs is not None else cfg.total_epochs
         spe = self.pipeline.steps_per_epoch
         done_in_call = 0
