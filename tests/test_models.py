@@ -173,7 +173,8 @@ def test_tiny_preset_every_weight_gets_a_gradient(name):
 @pytest.mark.parametrize("name", list_architectures(variant="tiny"))
 def test_tiny_preset_converts_to_tflite(name):
     model = _preset_model(name)
-    run_tflite_test(model, _images(model.pose_config, batch=1), atol=1e-3)
+    # untrained regressors output coordinates of hundreds of pixels: compare relative to their size too
+    run_tflite_test(model, _images(model.pose_config, batch=1), atol=1e-3, rtol=1e-5)
 
 
 def test_output_contracts_relate_outputs():
