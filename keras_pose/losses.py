@@ -95,15 +95,3 @@ def coordinate_l2(target, pred, mask):
     per_joint = ops.sum(ops.square(_f32(pred) - _f32(target)), axis=-1) * _f32(mask)
     return ops.sum(per_joint) / ops.cast(ops.shape(pred)[0], "float32")
 
-
-LOSSES = {f.__name__: f for f in (heatmap_squared_error, heatmap_mse, sigmoid_cross_entropy_maps, elastic_net,
-                                  binary_cross_entropy, coordinate_l2)}
-
-
-def get_loss(name):
-    """A loss function by name."""
-    try:
-        return LOSSES[name]
-    except KeyError:
-        raise KeyError(f"unknown loss {name!r}; known losses: {sorted(LOSSES)}") from None
-

@@ -17,6 +17,7 @@ import csv
 import json
 import logging
 import math
+import re
 import shutil
 import time
 from pathlib import Path
@@ -157,8 +158,6 @@ class Trainer:
         pattern = phase.get("train")
         if not pattern:
             return list(self.model.trainable_variables)
-        import re
-
         chosen = [v for v in self.model.trainable_variables if re.search(pattern, v.path)]
         if not chosen:
             raise ValueError(f"phase {phase.get('name')!r}: 'train' pattern {pattern!r} matches no variable")

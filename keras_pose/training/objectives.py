@@ -104,9 +104,7 @@ def _map_size(model, name):
 
 
 def _stride(model, name):
-    h, _ = _map_size(model, name)
-    stride = model.input_shape[1] // h if isinstance(model.input_shape, tuple) else model.input_shape[0][1] // h
-    return max(1, int(stride))
+    return max(1, _input_size(model)[0] // _map_size(model, name)[0])
 
 
 def _input_size(model):

@@ -169,7 +169,8 @@ def is_cascade(name_or_path) -> bool:
             return bool(json.loads((path / "preset.json").read_text()).get("cascade"))
         train = path / "train.json"
         return train.is_file() and bool(json.loads(train.read_text()).get("refine"))
-    return str(name_or_path) in presets() and get_preset(str(name_or_path)).cascade is not None
+    preset = presets().get(str(name_or_path))
+    return preset is not None and preset.cascade is not None
 
 
 def _load_run(folder: Path):
