@@ -122,7 +122,7 @@ def _evaluate(p):
         report = evaluation.evaluation_report(predictor.predict, dataset, padding=predictor.padding,
                                               input_size=predictor.input_size, limit=args.limit,
                                               flip=not args.no_flip, name=predictor.name)
-        report["command"] = "keras-pose evaluate " + " ".join(args.argv)
+        report["command"] = "keras-pose " + " ".join(args.argv)
         md = evaluation.report_markdown(report)
         print(md)
         out = Path(args.out) if args.out else (zoo.get_preset(args.model).folder if args.model in zoo.presets()

@@ -192,6 +192,28 @@ def test_refinement_stage_steps_in_the_trainer(tmp_path):
     assert any(not np.array_equal(a, w.numpy()) for a, w in zip(before, trainer.model.trainable_weights))
 
 
+def test_cascade_preset_from_a_refinement_run_keeps_every_stage(tmp_path, monkeypatch):
+    from keras_pose import zoo
+    from keras_pose.zoo.cards import render_card
+
+    ds = _stick_figures(tmp_path, n=4)
+    stage1 = _save_run(_tiny(0), tmp_path / "stage1")
+    Trainer(_refine_config(stage1), tmp_path / "run", train_set=ds, val_set=ds[:2]).run(verbose=0)
+    monkeypatch.setenv(zoo.ENV_VAR, str(tmp_path / "zoo"))
+    folder = tmp_path / "zoo" / "dp_x"
+    folder.mkdir(parents=True)
+    (folder / "train.json").write_text((stage1 / "train.json").read_text())  # the preset's stage-1 config
+    (folder / "refine.json").write_text((tmp_path / "run" / "train.json").read_text())
+    preset = zoo.add_from_run(tmp_path / "run", "dp_x", "tiny cascade")
+    assert (folder / "train.json").read_text() == (stage1 / "train.json").read_text()  # not overwritten
+    assert len(preset.cascade["stages"]) == 2 and zoo.is_cascade("dp_x")
+    summary = json.loads((folder / "training.json").read_text())
+    assert summary["steps"] == 1 and [s["run"] for s in summary["stages"]] == [str(tmp_path / "run")]
+    card = render_card(zoo.get_preset("dp_x"))
+    assert "- stage 1: `keras-pose train --config zoo/dp_x/train.json" in card
+    assert "- stage 2: `keras-pose train --config zoo/dp_x/refine.json --data ../shared/data --out runs/dp_x_stage2`" in card
+
+
 def test_refinement_stage_under_mirrored_strategy_with_in_step_augmentation(tmp_path):
     cpus = tf.config.list_logical_devices("CPU")
     if len(cpus) < 2:

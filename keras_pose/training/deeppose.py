@@ -281,6 +281,14 @@ def _refine_spec(folder: Path) -> dict | None:
     return _read_json(path).get("refine")
 
 
+def cascade_folders(run) -> list[Path]:
+    """The folders of a refinement run's cascade in order: the stages it refines (its ``refine["stages"]``,
+    one folder per entry), then the run itself."""
+    run = _resolve(run)
+    refine = _refine_spec(run)
+    return [_resolve(e, run) for e in (refine["stages"] if refine else [])] + [run]
+
+
 def load_stage_models(entries: Sequence, base: Path | None = None) -> list:
     """Stage models from run / preset folders or zoo names, in order.
 
@@ -399,11 +407,8 @@ def save_cascade_preset(stage_folders, out_folder, name: str, description: str, 
     from keras_pose import zoo
 
     if isinstance(stage_folders, (str, os.PathLike)):
-        folders = [_resolve(stage_folders)]
-        cascade = load_cascade(folders[0])
-        refine = _refine_spec(folders[0])
-        if refine is not None:
-            folders = [_resolve(e, folders[0]) for e in refine["stages"]] + folders
+        cascade = load_cascade(stage_folders)
+        folders = cascade_folders(stage_folders)
     else:
         folders = [_resolve(f) for f in stage_folders]
         models = load_stage_models(folders)

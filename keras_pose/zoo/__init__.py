@@ -204,31 +204,13 @@ def save_preset(model, folder, name: str, description: str, architecture: str | 
     return _read_preset(folder)
 
 
-def add_from_run(run_dir, name: str, description: str, folder=None) -> Preset:
-    """Make a preset from a finished training run (``keras-pose zoo-add``).
-
-    Copies the best-validation weights (float32), the model config, the
-    training config, a training summary (``training.json``) and the learning
-    curve (``val.csv`` -> ``learning_curve.csv``).
-    """
-    run = Path(run_dir)
+def _run_summary(run: Path) -> dict:
+    """Steps, epochs, training hours and best validation PCK of a training run folder."""
     state_path = run / "checkpoint" / "state.json"
     if not state_path.is_file():
         raise FileNotFoundError(f"{run} is not a training run folder (no checkpoint/state.json)")
     state = json.loads(state_path.read_text())
     train = json.loads((run / "train.json").read_text())
-    folder = Path(folder) if folder else zoo_dir() / name
-    arch = train["model"] if isinstance(train["model"], str) else None
-    if train.get("refine"):  # a DeepPose refinement stage: publish the whole cascade
-        from keras_pose.training.deeppose import save_cascade_preset
-
-        save_cascade_preset(run, folder, name, description, architecture=arch)
-        if (run / "train.json").resolve() != (folder / "train.json").resolve():
-            shutil.copyfile(run / "train.json", folder / "train.json")
-        preset = _read_preset(folder)
-    else:
-        preset = save_preset(_load_run(run), folder, name, description, architecture=arch,
-                             train_config=run / "train.json")
     steps_per_epoch = None
     if (run / "log.csv").is_file():
         import csv
@@ -236,10 +218,39 @@ def add_from_run(run_dir, name: str, description: str, folder=None) -> Preset:
         rows = builtins.list(csv.DictReader((run / "log.csv").open()))
         if rows:
             steps_per_epoch = int(rows[0]["step"]) / float(rows[0]["epoch"])
-    summary = {"steps": state["step"], "train_hours": state.get("hours"), "best_pck": state.get("best_pck"),
-               "best_step": state.get("best_step"),
-               "epochs": state["step"] / steps_per_epoch if steps_per_epoch else None,
-               "batch_size": train.get("batch_size"), "run": str(run)}
+    return {"steps": state["step"], "train_hours": state.get("hours"), "best_pck": state.get("best_pck"),
+            "best_step": state.get("best_step"),
+            "epochs": state["step"] / steps_per_epoch if steps_per_epoch else None,
+            "batch_size": train.get("batch_size"), "run": str(run)}
+
+
+def add_from_run(run_dir, name: str, description: str, folder=None) -> Preset:
+    """Make a preset from a finished training run (``keras-pose zoo-add``).
+
+    Copies the best-validation weights (float32), the model config, the
+    training config, a training summary (``training.json``) and the learning
+    curve (``val.csv`` -> ``learning_curve.csv``). A DeepPose refinement run
+    publishes its whole cascade; the preset folder's ``train.json`` (stage 1's
+    config) is kept, and ``training.json`` lists every stage's run summary
+    under ``"stages"``.
+    """
+    run = Path(run_dir)
+    summary = _run_summary(run)
+    train = json.loads((run / "train.json").read_text())
+    folder = Path(folder) if folder else zoo_dir() / name
+    arch = train["model"] if isinstance(train["model"], str) else None
+    if train.get("refine"):  # a DeepPose refinement stage: publish the whole cascade
+        from keras_pose.training.deeppose import cascade_folders, save_cascade_preset
+
+        save_cascade_preset(run, folder, name, description, architecture=arch)
+        if not (folder / "train.json").is_file():
+            shutil.copyfile(run / "train.json", folder / "train.json")
+        summary["stages"] = [_run_summary(f) for f in cascade_folders(run) if (f / "checkpoint" / "state.json").is_file()]
+        summary["train_hours"] = sum(s["train_hours"] or 0.0 for s in summary["stages"])
+        preset = _read_preset(folder)
+    else:
+        preset = save_preset(_load_run(run), folder, name, description, architecture=arch,
+                             train_config=run / "train.json")
     (folder / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
     if (run / "val.csv").is_file():
         shutil.copyfile(run / "val.csv", folder / "learning_curve.csv")

@@ -88,14 +88,22 @@ def render_card(preset: Preset) -> str:
     if train:
         lines += [f"- data: {', '.join(train.get('train_data', []))} (every {train.get('val_every')}th LSP *train* "
                   "image held out for validation; the LSP test split is never used for training or selection)",
-                  f"- command: `keras-pose train --config zoo/{preset.name}/train.json --data ../shared/data "
-                  f"--out runs/{preset.name}` (add `--resume` to continue)",
                   f"- optimiser: `{json.dumps(train.get('optimizer'))}`, schedule `{json.dumps(train.get('schedule'))}`, "
                   f"batch {train.get('batch_size')}, precision {train.get('mixed_precision') or 'float32'}"]
-    if summary:
-        lines += [f"- trained {summary['epochs']:.1f} epochs ({summary['steps']} steps) in "
-                  f"{summary['train_hours']:.2f} h of training on this 2-core CPU; weights = best validation "
-                  f"checkpoint (step {summary.get('best_step')}, validation PCK@0.2 {summary.get('best_pck', 0):.1f})"]
+    stage_runs = summary.get("stages") or ([summary] if summary else [])
+    configs = ["train.json"] + sorted(p.name for p in folder.glob("refine*.json"))
+    for s, config in enumerate(configs, start=1):
+        out = f"runs/{preset.name}" + (f"_stage{s}" if s > 1 else "")
+        what = f"stage {s}" if len(configs) > 1 else "command"
+        lines += [f"- {what}: `keras-pose train --config zoo/{preset.name}/{config} --data ../shared/data "
+                  f"--out {out}` (add `--resume` to continue)"]
+        if s <= len(stage_runs) and stage_runs[s - 1].get("epochs") is not None:
+            r = stage_runs[s - 1]
+            lines += [f"  - trained {r['epochs']:.1f} epochs ({r['steps']} steps) in {r['train_hours']:.2f} h of "
+                      f"training on this 2-core CPU; weights = best validation checkpoint (step {r.get('best_step')}, "
+                      f"validation PCK@0.2 {r.get('best_pck') or 0:.1f})"]
+    if len(stage_runs) > 1:
+        lines += [f"- all stages: {summary['train_hours']:.2f} h of training"]
     lines += [""]
     if m:
         lines += ["## Accuracy: LSP test split (1000 images), PCK@0.2", "",
