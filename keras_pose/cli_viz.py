@@ -71,7 +71,7 @@ def run_visualize(args) -> int:
     _need(args, "model", "image")
     from keras_pose import zoo
 
-    model = zoo.load(args.model)
+    model = zoo.load(args.model, cascade=args.kind == "skeleton")  # figures of layers use stage 1
     if args.kind == "skeleton":
         from keras_pose.inference import keras_predictor
 

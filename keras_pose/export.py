@@ -645,7 +645,7 @@ def export_from_spec(spec: str | os.PathLike, out_dir: str | os.PathLike, data_r
     """
     from keras_pose import zoo
 
-    model = zoo.load(spec)
+    model = zoo.load(spec, cascade=True)  # a DeepPose cascade exports whole
     source = model_source(spec)
     padding = training_padding(spec)
     representative, described = None, None

@@ -366,3 +366,37 @@ def test_cascade_preset_through_zoo_and_predictor(tmp_path, monkeypatch):
     pose = load_predictor("dp_test")
     res = pose(np.zeros((80, 60, 3), np.uint8))
     assert res.keypoints.shape == (14, 2) and np.all(np.isfinite(res.keypoints))
+
+
+def test_crop_by_gather_matches_crop_and_resize():
+    from keras_pose.models.deeppose import crop_boxes
+
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (2, 40, 50, 3)).astype(np.float32)
+    centers = rng.uniform(-5, 55, (2, 5, 2)).astype(np.float32)  # some boxes leave the image
+    sizes = rng.uniform(3, 60, (2, 5, 2)).astype(np.float32)
+    for crop in [(16, 16), (1, 7), (9, 1)]:
+        ref = crop_boxes(images, centers, sizes, crop, extrapolation_value=7.0).numpy()
+        got = crop_boxes(images, centers, sizes, crop, extrapolation_value=7.0, method="gather").numpy()
+        np.testing.assert_allclose(got, ref, atol=2e-3)
+    with pytest.raises(ValueError, match="method must be"):
+        crop_boxes(images, centers, sizes, (4, 4), method="nearest")
+
+
+def test_whole_cascade_is_one_keras_model_that_exports_with_builtin_ops(tmp_zoo, tmp_path):
+    from keras_pose import export
+
+    s1 = _save_run(_tiny(0), tmp_path / "s1")
+    s2 = _save_run(_tiny(1), tmp_path / "s2", refine={"stages": [str(s1)], "sigma": 2.0})
+    save_cascade_preset(s2, tmp_zoo / "dp", "dp", "2-stage test cascade")
+    whole = zoo.load("dp", cascade=True)
+    assert whole.output_names == ["keypoints", "scores"] and whole.input_shape == (None, 64, 64, 3)
+    assert zoo.load("dp").count_params() * 2 == whole.count_params()  # psi_1 alone, or every stage
+    x = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3)).astype(np.float32)
+    ref = load_cascade("dp")(x)["keypoints"].numpy()
+    np.testing.assert_allclose(whole(x)["keypoints"], ref, atol=0.1)
+    tflite = export.convert_tflite(whole)
+    assert export.non_builtin_ops(export.tflite_ops(tflite)) == []
+    kp, _ = export.TFLiteRunner.from_bytes(tflite)(x.astype(np.uint8))
+    np.testing.assert_allclose(kp, whole(x)["keypoints"], rtol=1e-3, atol=0.5)  # untrained: keypoints of 1e4 px
+    assert zoo.load(s1, cascade=True).name == zoo.load(s1).name  # not a cascade: unchanged

@@ -196,6 +196,43 @@ def test_full_int8_keeps_the_decoder_in_float():
     assert np.abs(kp - kp_ref).mean() < 10.0, np.abs(kp - kp_ref).mean()
 
 
+def test_full_int8_channel_reversal_keeps_the_input():
+    """InputNormalization(reverse_channels=True) (CPM's RGB -> BGR) survives full-int8 quantization.
+
+    With ops.flip the converter emitted an int8 REVERSE_V2 whose output scale differed from its input's
+    while the kernel copies the codes, so every pixel reached the first convolution wrong (cpm_lsp lost
+    12 PCK points in full int8).
+    """
+    import tensorflow as tf
+
+    from keras_pose.models.common import InputNormalization
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((16, 16, 3))
+    x = InputNormalization(offset=128.0, scale=1 / 256, reverse_channels=True)(inp)
+    model = keras.Model(inp, keras.layers.Conv2D(4, 3, padding="same")(x))
+    module = tf.Module()
+    module.weights_ = [v.value for v in model.variables]
+    module.f = tf.function(lambda im: model(tf.cast(im, tf.float32)),
+                           input_signature=[tf.TensorSpec([None, 16, 16, 3], tf.uint8)])
+    data = np.random.default_rng(0).integers(0, 256, (20, 16, 16, 3)).astype(np.uint8)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([module.f.get_concrete_function()], module)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([d[None]] for d in data)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8, tf.lite.OpsSet.TFLITE_BUILTINS]
+    interp = tf.lite.Interpreter(model_content=converter.convert())
+    interp.allocate_tensors()
+    interp.set_tensor(interp.get_input_details()[0]["index"], data[:1])
+    interp.invoke()
+    out_details = interp.get_output_details()[0]
+    out = interp.get_tensor(out_details["index"]).astype(np.float32)
+    if out_details["dtype"] != np.float32:
+        scale, zero = out_details["quantization"]
+        out = (out - zero) * scale
+    ref = model(data[:1].astype(np.float32)).numpy()
+    assert np.abs(out - ref).max() < 0.05 * np.abs(ref).max(), (np.abs(out - ref).max(), np.abs(ref).max())
+
+
 def test_conversion_errors(tmp_path):
     model = build_model("deeppose_tiny")
     with pytest.raises(ValueError, match="quantization must be one of"):

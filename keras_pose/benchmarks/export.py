@@ -60,7 +60,7 @@ def benchmark_export(spec: str | os.PathLike, data_root=None, limit: int = 200, 
     out_dir = Path(out_dir)
     try:
         manifest = export_from_spec(spec, out_dir, data_root=data_root, calibration=calibration, log=log)
-        model = zoo.load(spec)
+        model = zoo.load(spec, cascade=True)
         s, padding = manifest["input_size"], manifest["padding"]
         test = read_lsp(data_root, "test")[:limit]
         crop = np.asarray(next(iter(_first_crop(test, s, padding))), np.float32)

@@ -228,7 +228,7 @@ def pose_diameter(pose, skeleton: Skeleton | str = LSP14, min_diameter: float = 
     return tf.maximum(d, min_diameter)
 
 
-def crop_boxes(images, centers, sizes, crop_size, extrapolation_value=0.0):
+def crop_boxes(images, centers, sizes, crop_size, extrapolation_value=0.0, method: str = "crop_and_resize"):
     """Crop boxes given by centre and size (pixels) and resize them to ``crop_size``.
 
     The box ``[c - s/2, c + s/2]`` (continuous pixel coordinates; pixel j
@@ -243,6 +243,9 @@ def crop_boxes(images, centers, sizes, crop_size, extrapolation_value=0.0):
         sizes: (B, M, 2) box sizes (w, h) in pixels.
         crop_size: (h, w) of the output crops.
         extrapolation_value: fill value outside the image.
+        method: ``"crop_and_resize"`` (``tf.image.crop_and_resize``, fastest in
+            TensorFlow) or ``"gather"`` (the same bilinear resampling from
+            TFLite builtin ops, for exported cascades).
 
     Returns:
         (B * M, h, w, C) float32 crops, ordered box-major within each image
@@ -264,10 +267,64 @@ def crop_boxes(images, centers, sizes, crop_size, extrapolation_value=0.0):
     x1 = first[..., 0] / tf.maximum(ww - 1, 1.0)
     y2 = last[..., 1] / tf.maximum(hh - 1, 1.0)
     x2 = last[..., 0] / tf.maximum(ww - 1, 1.0)
-    boxes = tf.reshape(tf.stack([y1, x1, y2, x2], axis=-1), (-1, 4))
     box_indices = tf.repeat(tf.range(bsz), m)
+    if method == "gather":
+        return _crop_by_gather(tf.cast(images, tf.float32), tf.reshape(first, (-1, 2)), tf.reshape(last, (-1, 2)),
+                               box_indices, (ch, cw), extrapolation_value)
+    if method != "crop_and_resize":
+        raise ValueError(f"crop_boxes: method must be 'crop_and_resize' or 'gather', got {method!r}")
+    boxes = tf.reshape(tf.stack([y1, x1, y2, x2], axis=-1), (-1, 4))
     return tf.image.crop_and_resize(tf.cast(images, tf.float32), boxes, box_indices, (ch, cw),
                                     extrapolation_value=extrapolation_value)
+
+
+def _crop_by_gather(images, first, last, box_indices, crop_size, extrapolation_value=0.0):
+    """``tf.image.crop_and_resize`` (bilinear) from TFLite builtin ops (GATHER and arithmetic).
+
+    Args:
+        images: (B, H, W, C) float32.
+        first, last: (N, 2) pixel coordinates (x, y) of the first and last
+            sample of each crop (``crop_and_resize``'s box corners, in pixels).
+        box_indices: (N,) image of each crop.
+        crop_size: (h, w).
+        extrapolation_value: value of samples outside [0, H - 1] x [0, W - 1].
+
+    Returns:
+        (N, h, w, C) crops, equal to ``crop_and_resize``'s up to float rounding.
+    """
+    import tensorflow as tf
+
+    shape = tf.shape(images)
+    h, w = shape[1], shape[2]
+    ch, cw = crop_size
+
+    def samples(a, b, n):  # (N,) first/last sample -> (N, n) sample coordinates
+        if n == 1:
+            return ((a + b) / 2)[:, None]
+        return a[:, None] + (b - a)[:, None] * tf.constant([i / (n - 1) for i in range(n)], tf.float32)[None]
+
+    ys, xs = samples(first[:, 1], last[:, 1], ch), samples(first[:, 0], last[:, 0], cw)
+    hf, wf = tf.cast(h - 1, tf.float32), tf.cast(w - 1, tf.float32)
+    inside = (tf.cast((ys >= 0) & (ys <= hf), tf.float32)[:, :, None]
+              * tf.cast((xs >= 0) & (xs <= wf), tf.float32)[:, None, :])[..., None]  # (N, h, w, 1)
+    y0, x0 = tf.floor(ys), tf.floor(xs)
+    wy, wx = (ys - y0)[:, :, None, None], (xs - x0)[:, None, :, None]
+
+    def index(v, top):
+        return tf.clip_by_value(tf.cast(v, tf.int32), 0, top)
+
+    ya, yb = index(y0, h - 1), index(y0 + 1, h - 1)
+    xa, xb = index(x0, w - 1), index(x0 + 1, w - 1)
+    base = (box_indices * h * w)[:, None, None]
+    flat = tf.reshape(images, (-1, shape[3]))
+
+    def corner(yy, xx):
+        return tf.gather(flat, base + yy[:, :, None] * w + xx[:, None, :])
+
+    top = corner(ya, xa) + (corner(ya, xb) - corner(ya, xa)) * wx
+    bottom = corner(yb, xa) + (corner(yb, xb) - corner(yb, xa)) * wx
+    out = top + (bottom - top) * wy
+    return out * inside + extrapolation_value * (1.0 - inside)
 
 
 def joint_boxes(pose, sigma: float = 2.0, skeleton: Skeleton | str = LSP14, min_diameter: float = 1.0):
@@ -361,8 +418,9 @@ class DeepPoseCascade:
         shape = model.inputs[0].shape
         return int(shape[1]), int(shape[2])
 
-    def __call__(self, images, num_stages: int | None = None, training: bool = False) -> dict:
-        """Run the cascade.
+    def __call__(self, images, num_stages: int | None = None, training: bool = False,
+                 crop_method: str = "crop_and_resize") -> dict:
+        """Run the cascade (``crop_method``: see :func:`crop_boxes`).
 
         Returns:
             dict with ``keypoints`` (B, K, 2) pixels of ``images``, ``scores``
@@ -381,14 +439,14 @@ class DeepPoseCascade:
         size = tf.stack([ww, hh])
         centers = tf.broadcast_to(centre, (bsz, 1, 2))
         sizes = tf.broadcast_to(size, (bsz, 1, 2))
-        x = crop_boxes(images, centers, sizes, self._input_size(psi))
+        x = crop_boxes(images, centers, sizes, self._input_size(psi), method=crop_method)
         coords = tf.convert_to_tensor(psi(x, training=training)["coords"])
         pose = centre + coords * size
         history = [pose]
 
         for psi in stages[1:]:
             centers, sizes = joint_boxes(pose, self.sigma, self.skeleton, self.min_diameter)
-            crops = crop_boxes(images, centers, sizes, self._input_size(psi))
+            crops = crop_boxes(images, centers, sizes, self._input_size(psi), method=crop_method)
             coords = tf.convert_to_tensor(psi(crops, training=training)["coords"])  # (B*K, K, 2)
             k = pose.shape[1] if pose.shape[1] is not None else tf.shape(pose)[1]
             coords = tf.reshape(coords, (bsz, k, k, 2))
@@ -397,6 +455,44 @@ class DeepPoseCascade:
         return {"keypoints": pose, "scores": tf.ones_like(pose[..., 0]), "stages": history}
 
 
-__all__ = ["DeepPoseConfig", "build_deeppose", "build_deeppose_cascade", "DeepPoseCascade", "LocalResponseNormalization",
+class CascadeLayer(keras.layers.Layer):
+    """A :class:`DeepPoseCascade` as one Keras layer: images -> ``{"keypoints", "scores"}``.
+
+    Its stage models are tracked sublayers, so a model built around it
+    (:func:`cascade_model`) has every stage's weights and exports like any
+    other keras_pose model. Not registered for ``.keras`` serialisation: a
+    cascade is saved as a zoo preset (one weights file per stage).
+    """
+
+    def __init__(self, cascade: DeepPoseCascade, crop_method: str = "gather", **kwargs):
+        super().__init__(**kwargs)
+        self.cascade = cascade
+        self.stage_models = list(cascade.stage_models)
+        self.crop_method = crop_method
+        first = cascade.stage_models[0]
+        self.num_joints = int(first.outputs[list(first.output_names).index("coords")].shape[1])
+
+    def call(self, images):
+        out = self.cascade(images, crop_method=self.crop_method)
+        return {"keypoints": out["keypoints"], "scores": out["scores"]}
+
+    def compute_output_spec(self, images):
+        b, k = images.shape[0], self.num_joints
+        return {"keypoints": keras.KerasTensor((b, k, 2), "float32"), "scores": keras.KerasTensor((b, k), "float32")}
+
+
+def cascade_model(cascade: DeepPoseCascade, crop_method: str = "gather", name: str = "deeppose_cascade") -> keras.Model:
+    """A Keras model running the whole cascade on (B, S, S, 3) crops, S = stage 1's input size.
+
+    With ``crop_method="gather"`` (the default) the crops around the joints
+    are taken with TFLite builtin ops, so the cascade exports to SavedModel
+    and TFLite like a single network (:func:`keras_pose.export.export_all`).
+    """
+    h, w = DeepPoseCascade._input_size(cascade.stage_models[0])
+    images = keras.Input((h, w, 3), name="images")
+    return keras.Model(images, name_outputs(CascadeLayer(cascade, crop_method, name="cascade")(images)), name=name)
+
+
+__all__ = ["DeepPoseConfig", "build_deeppose", "build_deeppose_cascade", "CascadeLayer", "DeepPoseCascade", "cascade_model", "LocalResponseNormalization",
            "UnitScores", "crop_boxes", "joint_boxes", "pose_diameter", "refinement_crops", "select_own_joint",
            "IMAGENET_MEAN_RGB"]

@@ -145,7 +145,7 @@ def pck_results(models: Mapping[str, object], dataset, limit: int | None = None,
     results, per_joint = {}, {}
     for name, model in models.items():
         if isinstance(model, str) or hasattr(model, "__fspath__"):
-            model = zoo.load(model)
+            model = zoo.load(model, cascade=True)  # a DeepPose cascade is scored whole
         res = evaluate_model(model, dataset, padding=padding, batch_size=batch_size, flip=flip)
         results[name] = (res["keypoints"], gt, mask, torso)
         per_joint[name] = np.asarray(res["per_joint"]) / 100.0

@@ -135,12 +135,23 @@ def build_from_dict(model_config: dict):
     return build_model(config_from_dict(model_config))
 
 
-def load(name_or_path: str | os.PathLike):
+def load(name_or_path: str | os.PathLike, cascade: bool = False):
     """A trained model from the zoo (by name) or from a preset / run folder.
 
     A run folder (``keras-pose train --out``) is loaded from its
     ``model.json`` and ``best.weights.h5`` (else ``final.weights.h5``).
+
+    A DeepPose cascade preset (or refinement run) gives its stage-1 network
+    psi_1, the one to fine-tune; with ``cascade=True`` it gives one Keras
+    model that runs every stage (crops (B, S, S, 3) -> ``keypoints``,
+    ``scores``; :func:`keras_pose.models.deeppose.cascade_model`), the one to
+    predict with and export. ``cascade=True`` changes nothing for other models.
     """
+    if cascade and is_cascade(name_or_path):
+        from keras_pose.models.deeppose import cascade_model
+
+        name = Path(name_or_path).name if Path(name_or_path).is_dir() else str(name_or_path)
+        return cascade_model(load_cascade(name_or_path), name=f"{name}_cascade")
     path = Path(name_or_path)
     if path.is_dir() and not (path / "preset.json").is_file():
         return _load_run(path)
