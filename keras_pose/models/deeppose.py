@@ -440,14 +440,14 @@ class DeepPoseCascade:
         centers = tf.broadcast_to(centre, (bsz, 1, 2))
         sizes = tf.broadcast_to(size, (bsz, 1, 2))
         x = crop_boxes(images, centers, sizes, self._input_size(psi), method=crop_method)
-        coords = tf.convert_to_tensor(psi(x, training=training)["coords"])
+        coords = tf.cast(psi(x, training=training)["coords"], tf.float32)  # mixed-precision stages give bf16
         pose = centre + coords * size
         history = [pose]
 
         for psi in stages[1:]:
             centers, sizes = joint_boxes(pose, self.sigma, self.skeleton, self.min_diameter)
             crops = crop_boxes(images, centers, sizes, self._input_size(psi), method=crop_method)
-            coords = tf.convert_to_tensor(psi(crops, training=training)["coords"])  # (B*K, K, 2)
+            coords = tf.cast(psi(crops, training=training)["coords"], tf.float32)  # (B*K, K, 2)
             k = pose.shape[1] if pose.shape[1] is not None else tf.shape(pose)[1]
             coords = tf.reshape(coords, (bsz, k, k, 2))
             pose = pose + select_own_joint(coords) * sizes
