@@ -74,7 +74,7 @@ def test_model_card_is_generated_from_files(tmp_zoo):
     assert "| single crop | 50.0 |" in card and "keras-pose evaluate --model cpm_x" in card
     assert f"`{p.sha256[:16]}" in card and "learning_curve.png" in card
     table = zoo_table()
-    assert "`cpm_x`" in table and "| 50.0 | 51.0 |" in table
+    assert "`cpm_x`" in table and "| 50.0 | 51.0 |" in table and "| 75 (-25.0) |" in table
 
 
 SHIPPED = sorted(zoo.presets())
