@@ -383,7 +383,7 @@ def test_zoo_presets_keep_accuracy_after_export(data_root, lsp_train, lsp_test, 
     test = lsp_test[:100]
     report = {}
     for name in names:
-        model = zoo.load(name)
+        model = zoo.load(name, cascade=True)
         s, padding = export.model_input_size(model), export.training_padding(name)
         crops = export.representative_crops(lsp_train, s, n=100, padding=padding)
         f32 = export.export_tflite(model, tmp_path / name / "model_float32.tflite", "float32")
