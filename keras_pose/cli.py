@@ -67,10 +67,19 @@ def _train(p):
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
 
-        def stop(signum, frame):  # SIGTERM behaves like Ctrl-C: the trainer writes a checkpoint first
-            raise KeyboardInterrupt
+        from keras_pose.training.loop import STOP_REQUESTED, request_stop
+
+        def stop(signum, frame):
+            # First SIGTERM / Ctrl-C: the trainer finishes its step, writes a checkpoint and stops.
+            # A second one interrupts at once (the last regular checkpoint stays).
+            if STOP_REQUESTED.is_set():
+                raise KeyboardInterrupt
+            print(f"\n{signal.Signals(signum).name}: stopping after this step (again to stop at once)",
+                  file=sys.stderr, flush=True)
+            request_stop()
 
         signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
         config = TrainConfig.load(args.config)
         strategy = None
         if args.strategy == "mirrored":

@@ -237,6 +237,78 @@ def test_finetune_to_mpii_skeleton_keeps_trunk():
             np.testing.assert_array_equal(a, b)
 
 
+def test_requested_stop_ends_the_step_then_checkpoints(tmp_path, monkeypatch):
+    """What SIGTERM / Ctrl-C do in ``keras-pose train``: a flag the loop checks after each step."""
+    from keras_pose.training.loop import STOP_REQUESTED, request_stop
+
+    ds = _stick_figures(tmp_path, n=8)
+    trainer = Trainer(_config("cpm_tiny", epochs=3), tmp_path / "run", train_set=ds)
+    original, calls = trainer._train_step, {"n": 0}
+
+    def stop_during_second(phase):
+        step = original(phase)
+
+        def wrapped(batch):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                request_stop()  # arrives while step 2 runs: step 2 still completes
+            return step(batch)
+
+        return wrapped
+
+    monkeypatch.setattr(trainer, "_train_step", stop_during_second)
+    with pytest.raises(KeyboardInterrupt, match="stop requested"):
+        trainer.run(verbose=0)
+    state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
+    assert calls["n"] == 2 and state["step"] == 2
+    monkeypatch.undo()
+    resumed = Trainer(_config("cpm_tiny", epochs=3), tmp_path / "run", train_set=ds)
+    assert resumed.run(resume=True, verbose=0)["step"] == 6 and not STOP_REQUESTED.is_set()  # a new run clears it
+
+
+@pytest.mark.slow
+def test_sigterm_stops_keras_pose_train_with_a_checkpoint(tmp_path):
+    """The real command in a subprocess: SIGTERM -> checkpoint at the step reached, exit code 130."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import scipy.io
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "lsp" / "images").mkdir(parents=True)
+    joints = np.zeros((3, 14, 2000))
+    for i in range(1000):
+        img = np.full((96, 96, 3), int(rng.integers(20, 80)), np.uint8)
+        joints[:2, :, i] = rng.uniform(20, 76, (2, 14))
+        cv2.imwrite(str(tmp_path / "lsp" / "images" / f"im{i + 1:04d}.jpg"), img)
+    scipy.io.savemat(tmp_path / "lsp" / "joints.mat", {"joints": joints})
+    config = tmp_path / "train.json"
+    _config("cpm_tiny", epochs=1000, batch_size=4, log_every=1, checkpoint_every=100000, val_every=0,
+            train_data=["lsp_train"]).save(config)
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "keras_pose.cli", "train", "--config", str(config), "--data",
+                             str(tmp_path), "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and not ((out / "steps.csv").is_file()
+                                               and len((out / "steps.csv").read_text().splitlines()) > 3):
+            assert proc.poll() is None, proc.stdout.read().decode()[-2000:]
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    log = proc.stdout.read().decode()
+    assert code == 130, log[-2000:]
+    assert "stop requested: checkpoint written" in log, log[-2000:]
+    state = json.loads((out / "checkpoint" / "state.json").read_text())
+    last_logged = int((out / "steps.csv").read_text().splitlines()[-1].split(",")[0])
+    assert state["step"] == last_logged >= 3
+
+
 def test_interrupt_writes_a_checkpoint_and_resume_continues(tmp_path, monkeypatch):
     ds = _stick_figures(tmp_path, n=8)
     cfg = _config("cpm_tiny", epochs=2)

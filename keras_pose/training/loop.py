@@ -19,6 +19,7 @@ import logging
 import math
 import re
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -34,6 +35,18 @@ from keras_pose.training.config import TrainConfig
 from keras_pose.training.objectives import make_objective
 
 log = logging.getLogger(__name__)
+
+#: Set by :func:`request_stop` (``keras-pose train``'s SIGTERM / SIGINT handler): the running
+#: :meth:`Trainer.run` finishes its current step, writes a checkpoint and raises KeyboardInterrupt.
+#: A flag, not an exception raised from the signal handler, so that the stop never lands inside a
+#: TensorFlow call (an asynchronous KeyboardInterrupt there could leave the run hanging).
+STOP_REQUESTED = threading.Event()
+
+
+def request_stop() -> None:
+    """Ask the running training loop to stop after its current step (with a checkpoint)."""
+    STOP_REQUESTED.set()
+
 
 OPTIMIZERS = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD,
               "rmsprop": keras.optimizers.RMSprop, "adagrad": keras.optimizers.Adagrad}
@@ -273,11 +286,13 @@ class Trainer:
         (self.out / "model.json").write_text(json.dumps(self.model.pose_config.to_dict(), indent=1))
         if resume and self.restore_checkpoint():
             log.info("resumed from %s at step %d", self.ckpt_dir, self.state["step"])
+        STOP_REQUESTED.clear()
         try:
             return self._run(epochs, max_steps, verbose, max_hours)
-        except KeyboardInterrupt:  # Ctrl-C or SIGTERM (see keras-pose train): keep the progress, then stop
-            self.save_checkpoint()
-            log.info("interrupted: checkpoint written at step %d in %s", self.state["step"], self.ckpt_dir)
+        except KeyboardInterrupt as e:  # Ctrl-C raised anywhere in the step: keep the progress, then stop
+            if str(e) != "stop requested":
+                self.save_checkpoint()
+                log.info("interrupted: checkpoint written at step %d in %s", self.state["step"], self.ckpt_dir)
             raise
 
     def _run(self, epochs, max_steps, verbose, max_hours) -> dict:
@@ -328,6 +343,11 @@ class Trainer:
                         max_hours is not None and self.state["hours"] >= max_hours):
                     stopped = True
                     break
+                if STOP_REQUESTED.is_set():  # SIGTERM / Ctrl-C (keras-pose train): stop at this clean point
+                    self.save_checkpoint()
+                    log.info("stop requested: checkpoint written at step %d in %s", self.state["step"],
+                             self.ckpt_dir)
+                    raise KeyboardInterrupt("stop requested")
             if stopped:
                 self.save_checkpoint()
                 break
