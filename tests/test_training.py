@@ -237,6 +237,33 @@ def test_finetune_to_mpii_skeleton_keeps_trunk():
             np.testing.assert_array_equal(a, b)
 
 
+def test_resume_after_a_crash_drops_the_lost_log_rows(tmp_path, monkeypatch):
+    ds = _stick_figures(tmp_path, n=8)
+    cfg = _config("cpm_tiny", epochs=2, log_every=1, checkpoint_every=2)
+    trainer = Trainer(cfg, tmp_path / "run", train_set=ds)
+    original, calls = trainer._train_step, {"n": 0}
+
+    def crash_at_fourth(phase):
+        step = original(phase)
+
+        def wrapped(batch):
+            calls["n"] += 1
+            if calls["n"] == 4:
+                raise RuntimeError("machine went away")
+            return step(batch)
+
+        return wrapped
+
+    monkeypatch.setattr(trainer, "_train_step", crash_at_fourth)
+    with pytest.raises(RuntimeError):
+        trainer.run(verbose=0)
+    steps = lambda: [int(r.split(",")[0]) for r in (tmp_path / "run" / "steps.csv").read_text().splitlines()[1:]]
+    assert steps() == [1, 2, 3]  # step 3 was logged, but the last checkpoint is at step 2
+    monkeypatch.undo()
+    Trainer(cfg, tmp_path / "run", train_set=ds).run(resume=True, verbose=0)
+    assert steps() == [1, 2, 3, 4]
+
+
 def test_requested_stop_ends_the_step_then_checkpoints(tmp_path, monkeypatch):
     """What SIGTERM / Ctrl-C do in ``keras-pose train``: a flag the loop checks after each step."""
     from keras_pose.training.loop import STOP_REQUESTED, request_stop

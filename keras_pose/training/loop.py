@@ -244,7 +244,25 @@ class Trainer:
         for v, val in zip(self.optimizer.variables, values):
             v.assign(val)
         self.state = json.loads((self.ckpt_dir / "state.json").read_text())
+        self._truncate_logs(int(self.state["step"]))
         return True
+
+    def _truncate_logs(self, step: int) -> None:
+        """Drop CSV log rows after ``step``: progress made after the checkpoint was lost (a crash or a
+        kill), and the resumed run logs those steps again; without this the learning curve repeats them."""
+        for name in ("steps.csv", "log.csv", "val.csv"):
+            path = self.out / name
+            if not path.is_file():
+                continue
+            with path.open(newline="") as f:
+                rows = list(csv.reader(f))
+            if len(rows) < 2 or "step" not in rows[0]:
+                continue
+            col = rows[0].index("step")
+            kept = [rows[0]] + [r for r in rows[1:] if r and int(float(r[col])) <= step]
+            if len(kept) < len(rows):
+                with path.open("w", newline="") as f:
+                    csv.writer(f).writerows(kept)
 
     # ------------------------------------------------------------------ logging
     def _log_row(self, name, row):
