@@ -290,7 +290,11 @@ def test_requested_stop_ends_the_step_then_checkpoints(tmp_path, monkeypatch):
     assert calls["n"] == 2 and state["step"] == 2
     monkeypatch.undo()
     resumed = Trainer(_config("cpm_tiny", epochs=3), tmp_path / "run", train_set=ds)
-    assert resumed.run(resume=True, verbose=0)["step"] == 6 and not STOP_REQUESTED.is_set()  # a new run clears it
+    assert not STOP_REQUESTED.is_set()  # the stopped run cleared the request
+    request_stop()  # asked before the loop starts (while the data loads): stops after the first step
+    with pytest.raises(KeyboardInterrupt, match="stop requested"):
+        resumed.run(resume=True, verbose=0)
+    assert resumed.state["step"] == 3 and resumed.run(resume=True, verbose=0)["step"] == 6
 
 
 @pytest.mark.slow

@@ -304,7 +304,6 @@ class Trainer:
         (self.out / "model.json").write_text(json.dumps(self.model.pose_config.to_dict(), indent=1))
         if resume and self.restore_checkpoint():
             log.info("resumed from %s at step %d", self.ckpt_dir, self.state["step"])
-        STOP_REQUESTED.clear()
         try:
             return self._run(epochs, max_steps, verbose, max_hours)
         except KeyboardInterrupt as e:  # Ctrl-C raised anywhere in the step: keep the progress, then stop
@@ -312,6 +311,8 @@ class Trainer:
                 self.save_checkpoint()
                 log.info("interrupted: checkpoint written at step %d in %s", self.state["step"], self.ckpt_dir)
             raise
+        finally:  # a stop requested before the loop started (e.g. while the data loaded) still stops it
+            STOP_REQUESTED.clear()
 
     def _run(self, epochs, max_steps, verbose, max_hours) -> dict:
         cfg = self.config
