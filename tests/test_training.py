@@ -237,24 +237,34 @@ def test_finetune_to_mpii_skeleton_keeps_trunk():
             np.testing.assert_array_equal(a, b)
 
 
-def test_resume_after_a_crash_drops_the_lost_log_rows(tmp_path, monkeypatch):
-    ds = _stick_figures(tmp_path, n=8)
-    cfg = _config("cpm_tiny", epochs=2, log_every=1, checkpoint_every=2)
-    trainer = Trainer(cfg, tmp_path / "run", train_set=ds)
+def _hook_step(trainer, monkeypatch, hook):
+    """Wrap the trainer's compiled step so that ``hook(n)`` runs before the n-th call (n from 1)."""
     original, calls = trainer._train_step, {"n": 0}
 
-    def crash_at_fourth(phase):
+    def hooked(phase):
         step = original(phase)
 
         def wrapped(batch):
             calls["n"] += 1
-            if calls["n"] == 4:
-                raise RuntimeError("machine went away")
+            hook(calls["n"])
             return step(batch)
 
         return wrapped
 
-    monkeypatch.setattr(trainer, "_train_step", crash_at_fourth)
+    monkeypatch.setattr(trainer, "_train_step", hooked)
+    return calls
+
+
+def test_resume_after_a_crash_drops_the_lost_log_rows(tmp_path, monkeypatch):
+    ds = _stick_figures(tmp_path, n=8)
+    cfg = _config("cpm_tiny", epochs=2, log_every=1, checkpoint_every=2)
+    trainer = Trainer(cfg, tmp_path / "run", train_set=ds)
+
+    def crash_at_fourth(n):
+        if n == 4:
+            raise RuntimeError("machine went away")
+
+    _hook_step(trainer, monkeypatch, crash_at_fourth)
     with pytest.raises(RuntimeError):
         trainer.run(verbose=0)
     steps = lambda: [int(r.split(",")[0]) for r in (tmp_path / "run" / "steps.csv").read_text().splitlines()[1:]]
@@ -270,20 +280,12 @@ def test_requested_stop_ends_the_step_then_checkpoints(tmp_path, monkeypatch):
 
     ds = _stick_figures(tmp_path, n=8)
     trainer = Trainer(_config("cpm_tiny", epochs=3), tmp_path / "run", train_set=ds)
-    original, calls = trainer._train_step, {"n": 0}
 
-    def stop_during_second(phase):
-        step = original(phase)
+    def stop_during_second(n):
+        if n == 2:
+            request_stop()  # arrives while step 2 runs: step 2 still completes
 
-        def wrapped(batch):
-            calls["n"] += 1
-            if calls["n"] == 2:
-                request_stop()  # arrives while step 2 runs: step 2 still completes
-            return step(batch)
-
-        return wrapped
-
-    monkeypatch.setattr(trainer, "_train_step", stop_during_second)
+    calls = _hook_step(trainer, monkeypatch, stop_during_second)
     with pytest.raises(KeyboardInterrupt, match="stop requested"):
         trainer.run(verbose=0)
     state = json.loads((tmp_path / "run" / "checkpoint" / "state.json").read_text())
@@ -344,21 +346,12 @@ def test_interrupt_writes_a_checkpoint_and_resume_continues(tmp_path, monkeypatc
     ds = _stick_figures(tmp_path, n=8)
     cfg = _config("cpm_tiny", epochs=2)
     trainer = Trainer(cfg, tmp_path / "run", train_set=ds)
-    calls = {"n": 0}
-    original = trainer._train_step
 
-    def interrupt_after_two(phase):
-        step = original(phase)
+    def interrupt_after_two(n):
+        if n > 2:
+            raise KeyboardInterrupt
 
-        def wrapped(batch):
-            calls["n"] += 1
-            if calls["n"] > 2:
-                raise KeyboardInterrupt
-            return step(batch)
-
-        return wrapped
-
-    monkeypatch.setattr(trainer, "_train_step", interrupt_after_two)
+    _hook_step(trainer, monkeypatch, interrupt_after_two)
     with pytest.raises(KeyboardInterrupt):
         trainer.run(verbose=0)
     resumed = Trainer(cfg, tmp_path / "run", train_set=ds)
