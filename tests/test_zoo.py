@@ -95,3 +95,20 @@ def test_shipped_preset_matches_its_model_card(name, lsp_test):
     assert abs(got - expected) <= 3.0, (name, got, expected)
     full = preset.metrics
     assert full and full["count"] == 1000, f"{name}: model card metrics must come from the full LSP test split"
+
+
+def test_extrapolate_to_floor():
+    """The log-linear fit recovers a curve's gain per doubling and solves for the floor."""
+    from keras_pose.zoo.cards import extrapolate_to_floor
+
+    # val PCK = 40 + 10 log2(h); the first half of the run (before 1 h) is off the line and ignored.
+    rows = [{"train_hours": h, "val_pck": 40 + 10 * np.log2(h) if h >= 1 else 0.0} for h in (0.25, 0.5, 1, 1.25, 1.5, 2)]
+    ex = extrapolate_to_floor(rows, 60.0)
+    assert ex["per_doubling"] == pytest.approx(10.0) and ex["target"] == 60.0
+    assert ex["hours"] == pytest.approx(4.0)  # 40 + 10 log2(4) = 60
+    # a test score 2 points under the best validation score moves the target on the validation curve up by 2
+    shifted = extrapolate_to_floor(rows, 60.0, test_pck=48.0)
+    assert shifted["target"] == pytest.approx(62.0) and shifted["hours"] == pytest.approx(2 ** 2.2)
+    flat = [{"train_hours": h, "val_pck": 30.0 - h} for h in (1, 2, 3, 4)]
+    assert extrapolate_to_floor(flat, 75.0)["hours"] is None
+    assert extrapolate_to_floor(rows[:2], 60.0) is None
