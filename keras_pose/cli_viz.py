@@ -47,7 +47,12 @@ def run_visualize(args) -> int:
     from keras_pose import viz
 
     if args.kind == "pck":
-        _need(args, "models")
+        if not args.models:
+            from keras_pose import zoo
+
+            args.models = sorted(zoo.presets())
+            if not args.models:
+                raise ValueError(f"--kind pck: no --models given and no zoo presets in {zoo.zoo_dir()}")
         from keras_pose import metrics
         from keras_pose.data import read_lsp
 
@@ -105,7 +110,7 @@ def _visualize(p):
     p.add_argument("--joint", default=None, help="joint name (e.g. r_wrist, the default) or index")
     p.add_argument("--layer", default=None, help="Grad-CAM feature layer (default: the last one before the head)")
     p.add_argument("--threshold", type=float, default=0.0, help="skeleton: joints scoring below are drawn grey")
-    p.add_argument("--models", nargs="+", default=None, help="pck: zoo names or preset folders to compare")
+    p.add_argument("--models", nargs="+", default=None, help="pck: zoo names or preset folders to compare (default: every zoo preset)")
     p.add_argument("--data", default=None, help="pck: data root holding lsp/ (default: see `keras-pose info`)")
     p.add_argument("--limit", type=int, default=None, help="pck: only the first N test images")
     p.add_argument("--table", default=None, help="pck: also write the comparison with the papers as markdown")

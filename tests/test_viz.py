@@ -278,7 +278,7 @@ def test_cli_visualize_skeleton_and_stages(tiny_zoo, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
-def test_cli_visualize_errors(tiny_zoo, tmp_path, capsys):
+def test_cli_visualize_errors(tiny_zoo, tmp_path, capsys, monkeypatch):
     from keras_pose.cli import main
 
     out = str(tmp_path / "x.png")
@@ -287,5 +287,6 @@ def test_cli_visualize_errors(tiny_zoo, tmp_path, capsys):
     assert main(["visualize", "--model", "cpm_viz_test", "--image", str(tiny_zoo), "--joint", "nose",
                  "--kind", "stages", "--out", out]) == 2
     assert "unknown joint 'nose'" in capsys.readouterr().err
+    monkeypatch.setenv("KERAS_POSE_ZOO", str(tmp_path / "empty_zoo"))  # --models defaults to every preset: none
     assert main(["visualize", "--kind", "pck", "--out", out]) == 2
-    assert "needs --models" in capsys.readouterr().err
+    assert "no --models given and no zoo presets" in capsys.readouterr().err
