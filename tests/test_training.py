@@ -157,6 +157,22 @@ def test_resume_continues_at_same_step_with_same_optimizer_state(tmp_path):
         np.testing.assert_allclose(v.numpy(), w.numpy(), rtol=1e-4, atol=1e-5)
 
 
+def test_init_weights_start_from_a_run(tmp_path):
+    """init_weights: a run folder's best weights (or a .weights.h5 file) replace the random initialisation."""
+    ds = _stick_figures(tmp_path, n=4)
+    source = Trainer(_config("cpm_tiny", val_every=0), tmp_path / "source", train_set=ds)
+    source.run(verbose=0)
+    source.model.save_weights(tmp_path / "source" / "best.weights.h5")
+    for spec in (tmp_path / "source", tmp_path / "source" / "best.weights.h5"):
+        trainer = Trainer(_config("cpm_tiny", seed=5, init_weights=str(spec)), tmp_path / "run", train_set=ds)
+        for v, w in zip(trainer.model.weights, source.model.weights):
+            np.testing.assert_array_equal(v.numpy(), w.numpy())
+    with pytest.raises(FileNotFoundError, match="not a weights file, a run folder or a zoo preset"):
+        Trainer(_config("cpm_tiny", init_weights=str(tmp_path / "missing")), tmp_path / "run2", train_set=ds)
+    with pytest.raises(ValueError, match="do not fit model"):
+        Trainer(_config("deeppose_tiny", init_weights=str(tmp_path / "source")), tmp_path / "run3", train_set=ds)
+
+
 def test_phases_update_only_their_variables(tmp_path):
     ds = _stick_figures(tmp_path, n=4)
     cfg = _config("part_heatmap_tiny", phases=[{"name": "regressor", "epochs": 1, "train": "reg|hg|final",

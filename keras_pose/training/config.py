@@ -53,6 +53,10 @@ class TrainConfig:
             names], "sigma": crop factor, "image_size": training image side,
             "statistics": optional precomputed displacement JSON}``; see
             :mod:`keras_pose.training.deeppose`. None for ordinary training.
+        init_weights: start from these weights instead of a random
+            initialisation (same architecture): a ``.weights.h5`` file, a run
+            folder (its ``best.weights.h5``) or a zoo preset name / folder.
+            ``--resume`` still restores the run's own checkpoint.
     """
 
     model: Any = "cpm_small"
@@ -73,6 +77,7 @@ class TrainConfig:
     val_every_steps: int = 0
     flip_test: bool = False
     refine: dict | None = None  # DeepPose refinement stage (keras_pose.training.deeppose)
+    init_weights: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "train_data", tuple(self.train_data))

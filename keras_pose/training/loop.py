@@ -140,6 +140,8 @@ class Trainer:
                 mc = config.model
                 model_cfg = get_config(mc) if isinstance(mc, str) else config_from_dict(mc)
                 model = build_model(model_cfg)
+            if config.init_weights:
+                load_init_weights(model, config.init_weights)
             self.model = model
             self.optimizer = make_optimizer(config.optimizer)
             self.optimizer.build(self.model.trainable_variables)
@@ -414,6 +416,36 @@ class Trainer:
         self._log_row("log.csv", row)
         log.info("epoch %d: %s", epoch + 1, {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
         self.save_checkpoint()
+
+
+def init_weights_path(spec: str) -> Path:
+    """The weights file of ``TrainConfig.init_weights``: a .weights.h5 file, a run folder or a zoo preset."""
+    path = Path(spec)
+    if path.is_file():
+        return path
+    if path.is_dir():
+        for name in ("best.weights.h5", "final.weights.h5", "model.weights.h5"):
+            if (path / name).is_file():
+                return path / name
+        raise FileNotFoundError(f"init_weights {spec!r}: folder has no best.weights.h5, final.weights.h5 or "
+                                "model.weights.h5")
+    from keras_pose import zoo
+
+    try:
+        return zoo.get_preset(spec).weights_path
+    except KeyError as e:
+        raise FileNotFoundError(f"init_weights {spec!r} is not a weights file, a run folder or a zoo preset "
+                                f"({e.args[0]})") from None
+
+
+def load_init_weights(model: keras.Model, spec: str) -> Path:
+    """Load ``TrainConfig.init_weights`` into ``model``; a different architecture is a clear error."""
+    path = init_weights_path(spec)
+    try:
+        model.load_weights(path)
+    except ValueError as e:
+        raise ValueError(f"init_weights {str(path)!r} do not fit model {model.name!r}: {e}") from e
+    return path
 
 
 def train(config: TrainConfig, out_dir, data_root=None, resume=False, epochs=None, strategy=None,
