@@ -259,8 +259,10 @@ def float_head_tensors(model: bytes) -> list[str]:
     head = set(tail)
     for op in ops:
         outs = [int(o) for o in op["outputs"]]
+        # A SHAPE consumer only reads the shape (a transposed convolution's output size).
         if op["op_name"] in WEIGHTED_OPS and outs and all(
-                consumers.get(o) and all(c in tail for c in consumers[o]) for o in outs):
+                consumers.get(o) and all(c in tail or ops[c]["op_name"] == "SHAPE" for c in consumers[o])
+                for o in outs):
             head.add(op["index"])
     return sorted({names[int(o)] for op in ops if op["index"] in head for o in op["outputs"]})
 

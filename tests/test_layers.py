@@ -82,6 +82,8 @@ LAYER_CASES = [
                  ((2, 3, 2), (2, 3)), id="heatmap-to-keypoints-taylor"),
     pytest.param(L.HeatmapToKeypoints, {"stride": 8, "refine": "quarter"}, (2, 16, 12, 4), ((2, 4, 2), (2, 4)),
                  id="heatmap-to-keypoints-quarter"),
+    pytest.param(L.HeatmapToKeypoints, {"stride": 1, "border": 2}, (2, 16, 12, 4), ((2, 4, 2), (2, 4)),
+                 id="heatmap-to-keypoints-border"),
     pytest.param(keras.layers.Conv2DTranspose,
                  {"filters": 3, "kernel_size": 4, "strides": 2, "padding": "same",
                   "kernel_initializer": L.BilinearKernel()}, (2, 6, 5, 3), (2, 12, 10, 3), id="bilinear-deconv"),
@@ -347,6 +349,26 @@ def test_heatmap_to_keypoints_matches_codec(refine):
     assert tuple(keypoints.shape) == (2, 14, 2) and tuple(scores.shape) == (2, 14)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(keypoints), keras.ops.convert_to_numpy(ref_kp))
     np.testing.assert_allclose(keras.ops.convert_to_numpy(scores), keras.ops.convert_to_numpy(ref_scores))
+
+
+def test_heatmap_to_keypoints_border_ignores_edge_spikes():
+    """border=1: a spike on the outermost pixels does not win; interior keypoints decode as without it."""
+    kp = np.array([[[20.0, 30.0], [45.0, 12.0]]], "float32")
+    maps = codecs.encode_heatmaps(kp, np.ones((1, 2), bool), (64, 64), 1, 3.0)
+    ref, ref_scores = L.HeatmapToKeypoints(1)(maps)
+    got, scores = L.HeatmapToKeypoints(1, border=1)(maps)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(ref), atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(scores), keras.ops.convert_to_numpy(ref_scores))
+    spiked = np.array(maps)
+    spiked[0, 0, 5, 0] = spiked[0, 63, 63, 1] = 2.0
+    plain, _ = L.HeatmapToKeypoints(1)(spiked)
+    assert np.abs(keras.ops.convert_to_numpy(plain) - kp).max() > 10  # the spikes win without a border
+    got, _ = L.HeatmapToKeypoints(1, border=1)(spiked)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(ref), atol=1e-5)
+    with pytest.raises(ValueError, match="border"):
+        L.HeatmapToKeypoints(1, border=-1)
+    with pytest.raises(ValueError, match="leaves no cells"):
+        L.HeatmapToKeypoints(1, border=4)(np.zeros((1, 8, 8, 2), "float32"))
 
 
 def test_heatmap_to_keypoints_rejects_bad_arguments():

@@ -23,6 +23,11 @@ class HeatmapToKeypoints(keras.layers.Layer):
             ``"taylor"``; see ``decode_heatmaps``.
         num_joints: if set, decode only the first ``num_joints`` channels
             (CPM's belief maps end with a background channel).
+        border: ignore this many cells on every edge of the maps (default
+            0). For maps made by a learned strided transposed convolution
+            with "same" padding, whose outermost outputs sum fewer kernel
+            taps than the interior ones and can carry spikes the loss
+            barely sees (``part_heatmap_lsp``).
         **kwargs: standard ``keras.layers.Layer`` arguments.
 
     Returns:
@@ -41,7 +46,7 @@ class HeatmapToKeypoints(keras.layers.Layer):
         for human pose estimation" (DARK), CVPR 2020 (Taylor refinement).
     """
 
-    def __init__(self, stride, refine="quarter", num_joints=None, **kwargs):
+    def __init__(self, stride, refine="quarter", num_joints=None, border=0, **kwargs):
         super().__init__(**kwargs)
         if refine not in REFINE_MODES:
             raise ValueError(f"`refine` must be one of {REFINE_MODES}, received {refine!r}")
@@ -50,6 +55,9 @@ class HeatmapToKeypoints(keras.layers.Layer):
         self.stride = int(stride)
         self.refine = refine
         self.num_joints = None if num_joints is None else int(num_joints)
+        if int(border) != border or int(border) < 0:
+            raise ValueError(f"`border` must be a non-negative integer, received {border!r}")
+        self.border = int(border)
 
     def build(self, input_shape):
         _check_rank4(self, input_shape)
@@ -58,12 +66,19 @@ class HeatmapToKeypoints(keras.layers.Layer):
                 f"HeatmapToKeypoints '{self.name}': num_joints={self.num_joints} but the heatmaps have only "
                 f"{input_shape[-1]} channels (input shape {tuple(input_shape)})"
             )
+        if self.border and any(d is not None and d <= 2 * self.border for d in input_shape[1:3]):
+            raise ValueError(f"HeatmapToKeypoints '{self.name}': border={self.border} leaves no cells of "
+                             f"heatmaps of shape {tuple(input_shape)}")
         self.built = True
 
     def call(self, inputs):
         if self.num_joints is not None:
             inputs = inputs[..., : self.num_joints]
-        return decode_heatmaps(inputs, self.stride, self.refine)
+        if not self.border:
+            return decode_heatmaps(inputs, self.stride, self.refine)
+        b = self.border
+        keypoints, scores = decode_heatmaps(inputs[:, b:-b, b:-b, :], self.stride, self.refine)
+        return keypoints + float(b * self.stride), scores
 
     def compute_output_shape(self, input_shape):
         k = self.num_joints if self.num_joints is not None else input_shape[-1]
@@ -71,5 +86,6 @@ class HeatmapToKeypoints(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"stride": self.stride, "refine": self.refine, "num_joints": self.num_joints})
+        config.update({"stride": self.stride, "refine": self.refine, "num_joints": self.num_joints,
+                       "border": self.border})
         return config

@@ -87,6 +87,12 @@ class PartHeatmapConfig(ModelConfig):
         resnet_filters: bottleneck width of the first stage (outputs x4).
         hourglass_depth, hourglass_filters, hourglass_blocks: the hourglass.
         head_filters: D6 (conv 1x1 512).
+
+        decode_border: the keypoint decoder ignores this many pixels on each
+            edge of the regression maps (not in the paper; 0 = all pixels).
+            The final learned x4 transposed convolution can leave spikes on
+            the outermost pixels, which win the argmax
+            (:class:`keras_pose.layers.HeatmapToKeypoints` ``border``).
     """
 
     family: ClassVar[str] = "part_heatmap"
@@ -112,6 +118,7 @@ class PartHeatmapConfig(ModelConfig):
     hourglass_filters: int = 256
     hourglass_blocks: int = 3
     head_filters: int = 512
+    decode_border: int = 0
 
     def __post_init__(self):
         super().__post_init__()
@@ -292,7 +299,8 @@ def build_part_heatmap(config: PartHeatmapConfig | None = None, name: str = "par
     stacked = keras.layers.Concatenate(name="stack_image_heatmaps")([x, maps])
     regression = _vgg_regression(stacked, cfg) if cfg.instance == "vgg" else _hourglass_regression(stacked, cfg)
 
-    keypoints, scores = HeatmapToKeypoints(stride=cfg.regression_stride, name="decode")(regression)
+    keypoints, scores = HeatmapToKeypoints(stride=cfg.regression_stride, border=cfg.decode_border,
+                                           name="decode")(regression)
     outputs = {"detection": detection, "regression": regression, "keypoints": keypoints, "scores": scores}
     model = keras.Model(images, name_outputs(outputs), name=name)
     return attach_config(model, cfg)
