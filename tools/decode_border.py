@@ -14,28 +14,24 @@ pixels on each edge (``PartHeatmapConfig.decode_border``). This is how
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run", help="training run folder (model.json + best.weights.h5) or zoo preset folder")
+    parser.add_argument("run", help="training run folder (model.json + best.weights.h5), zoo preset folder or zoo name")
     parser.add_argument("--borders", type=int, nargs="+", default=[0, 1, 2, 4])
     parser.add_argument("--data", default=None, help="data root holding lsp/ and lspet/")
     parser.add_argument("--val-every", type=int, default=10, help="the run's val_every")
     args = parser.parse_args(argv)
 
     from keras_pose.evaluation import evaluate_model
-    from keras_pose.training.loop import init_weights_path, load_datasets, split_holdout
-    from keras_pose.zoo import build_from_dict
+    from keras_pose.training.loop import load_datasets, split_holdout
+    from keras_pose.zoo import build_from_dict, resolve
 
-    run = Path(args.run)
-    spec = run / "preset.json"
-    config = json.loads(spec.read_text())["model"] if spec.is_file() else json.loads((run / "model.json").read_text())
+    run = args.run
+    config, weights = resolve(run)
     if config.get("family") != "part_heatmap":
         raise SystemExit(f"{run}: decode_border is a part_heatmap option, this model is {config.get('family')!r}")
-    weights = init_weights_path(str(run))
     _, val = split_holdout(load_datasets(("lsp_train",), args.data), args.val_every)
     print(f"{run} ({weights.name}), {len(val)} validation images")
     print("| decode_border | validation PCK@0.2 |\n|---|---|")

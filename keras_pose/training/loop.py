@@ -419,20 +419,13 @@ class Trainer:
 
 
 def init_weights_path(spec: str) -> Path:
-    """The weights file of ``TrainConfig.init_weights``: a .weights.h5 file, a run folder or a zoo preset."""
-    path = Path(spec)
-    if path.is_file():
-        return path
-    if path.is_dir():
-        for name in ("best.weights.h5", "final.weights.h5", "model.weights.h5"):
-            if (path / name).is_file():
-                return path / name
-        raise FileNotFoundError(f"init_weights {spec!r}: folder has no best.weights.h5, final.weights.h5 or "
-                                "model.weights.h5")
+    """The weights file of ``TrainConfig.init_weights``: a .weights.h5 file, or a run / preset (:func:`zoo.resolve`)."""
+    if Path(spec).is_file():
+        return Path(spec)
     from keras_pose import zoo
 
     try:
-        return zoo.get_preset(spec).weights_path
+        return zoo.resolve(spec)[1]
     except KeyError as e:
         raise FileNotFoundError(f"init_weights {spec!r} is not a weights file, a run folder or a zoo preset "
                                 f"({e.args[0]})") from None

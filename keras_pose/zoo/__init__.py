@@ -155,14 +155,34 @@ def load(name_or_path: str | os.PathLike, cascade: bool = False):
     path = Path(name_or_path)
     if path.is_dir() and not (path / "preset.json").is_file():
         return _load_run(path)
+    config, weights = resolve(name_or_path)
+    model = build_from_dict(config)
+    try:
+        model.load_weights(weights)
+    except Exception as e:  # h5py / keras raise several types for a bad file
+        raise ValueError(f"zoo model {str(name_or_path)!r}: cannot load weights {weights}: {e}") from e
+    return model
+
+
+def resolve(name_or_path: str | os.PathLike) -> tuple[dict, Path]:
+    """(model config, weights file) of a zoo name, a preset folder or a training run folder.
+
+    A preset's weights are verified against their checksum; a run's are its
+    ``best.weights.h5`` (else ``final.weights.h5``, else the latest checkpoint).
+    """
+    path = Path(name_or_path)
+    if path.is_dir() and not (path / "preset.json").is_file():
+        cfg = path / "model.json"
+        if not cfg.is_file():
+            raise FileNotFoundError(f"{path} is neither a zoo preset (no preset.json) nor a training run "
+                                    "(no model.json)")
+        for name in ("best.weights.h5", "final.weights.h5", "checkpoint/model.weights.h5"):
+            if (path / name).is_file():
+                return json.loads(cfg.read_text()), path / name
+        raise FileNotFoundError(f"training run {path} has no weights (best.weights.h5, final.weights.h5)")
     preset = _read_preset(path) if path.is_dir() else get_preset(str(name_or_path))
     verify(preset)
-    model = build_from_dict(preset.model)
-    try:
-        model.load_weights(preset.weights_path)
-    except Exception as e:  # h5py / keras raise several types for a bad file
-        raise ValueError(f"zoo model {preset.name!r}: cannot load weights {preset.weights_path}: {e}") from e
-    return model
+    return preset.model, preset.weights_path
 
 
 def load_cascade(name_or_path):
@@ -185,15 +205,10 @@ def is_cascade(name_or_path) -> bool:
 
 
 def _load_run(folder: Path):
-    cfg = folder / "model.json"
-    if not cfg.is_file():
-        raise FileNotFoundError(f"{folder} is neither a zoo preset (no preset.json) nor a training run (no model.json)")
-    model = build_from_dict(json.loads(cfg.read_text()))
-    for name in ("best.weights.h5", "final.weights.h5", "checkpoint/model.weights.h5"):
-        if (folder / name).is_file():
-            model.load_weights(folder / name)
-            return model
-    raise FileNotFoundError(f"training run {folder} has no weights (best.weights.h5, final.weights.h5)")
+    config, weights = resolve(folder)
+    model = build_from_dict(config)
+    model.load_weights(weights)
+    return model
 
 
 def save_preset(model, folder, name: str, description: str, architecture: str | None = None,

@@ -84,9 +84,9 @@ def extrapolate_to_floor(rows: list[dict], floor: float, test_pck: float | None 
             "hours": float(np.exp((target - intercept) / slope)) if slope > 0 else None}
 
 
-def _extrapolation(preset: Preset) -> dict | None:
+def _extrapolation(preset: Preset, rows: list[dict]) -> dict | None:
+    """:func:`extrapolate_to_floor` of a preset's learning-curve ``rows`` to its family's floor."""
     floor = FLOORS.get(preset.family)
-    rows = learning_curve(preset.folder)
     if floor is None or not rows:
         return None
     m = preset.metrics
@@ -167,7 +167,7 @@ def render_card(preset: Preset) -> str:
                   + " |",
                   "|---" * (1 + len(rows[:: max(1, len(rows) // 10)])) + "|",
                   "| PCK | " + " | ".join(f"{r['val_pck']:.1f}" for r in rows[:: max(1, len(rows) // 10)]) + " |", ""]
-        ex = _extrapolation(preset)
+        ex = _extrapolation(preset, rows)
         if ex:
             floor = FLOORS[preset.family]
             met = bool(m) and m["pck"] >= floor
@@ -213,7 +213,7 @@ def zoo_table() -> str:
         status = "" if floor is None else (f"{floor:.0f}" + ("" if not m else " (met)" if m["pck"] >= floor
                                                               else f" ({m['pck'] - floor:+.1f})"))
         summary = _read_json(p.folder / "training.json")
-        ex = _extrapolation(p)
+        ex = _extrapolation(p, learning_curve(p.folder))
         trained = f"{summary['train_hours']:.2f}" if summary.get("train_hours") is not None else ""
         per_doubling = f"{ex['per_doubling']:+.1f}" if ex else ""
         to_floor = "" if not ex or (m and floor is not None and m["pck"] >= floor) else (
