@@ -171,6 +171,32 @@ def test_decode_border_and_degenerate_maps_are_finite():
         assert np.all(kp[0, :3] >= 0)
 
 
+def test_smooth_heatmaps_keeps_constants_and_symmetric_peaks():
+    const = np.full((1, 9, 7, 2), 0.3, "float32")
+    np.testing.assert_allclose(np_(codecs.smooth_heatmaps(const, 5)), const, atol=1e-6)  # edges not darkened
+    kp = np.array([[[16.0, 20.0]]], "float32")
+    maps = codecs.encode_heatmaps(kp, np.ones((1, 1), bool), (40, 36), 1, 4.0)
+    blurred = np_(codecs.smooth_heatmaps(maps, 7))
+    assert np.unravel_index(blurred[0, ..., 0].argmax(), blurred.shape[1:3]) == (20, 16)
+    assert blurred.max() < np_(maps).max()  # it does blur
+    np.testing.assert_allclose(np_(codecs.smooth_heatmaps(maps, 1)), np_(maps))
+    for bad in (0, 2, -3, 2.5):
+        with pytest.raises(ValueError, match="smooth"):
+            codecs.smooth_heatmaps(maps, bad)
+
+
+def test_decode_smooth_steadies_the_argmax_of_noisy_broad_peaks():
+    """Wide Gaussians plus noise (as int8 maps of part_heatmap_lsp): smoothing cuts the argmax error."""
+    kp = _random_joints(16, 4, 1, 96, seed=11, margin_cells=20)
+    maps = np_(codecs.encode_heatmaps(kp, np.ones((16, 4), bool), (96, 96), 1, 8.0))
+    noisy = maps + np.random.default_rng(12).normal(0, 0.05, maps.shape).astype("float32")
+    err = {w: np.linalg.norm(np_(codecs.decode_heatmaps(noisy, 1, smooth=w)[0]) - kp, axis=-1) for w in (0, 9)}
+    assert np.median(err[9]) < 0.5 * np.median(err[0])
+    assert np.median(err[9]) < 2.0
+    clean = np_(codecs.decode_heatmaps(maps, 1, "parabola", smooth=9)[0])  # a blurred Gaussian peaks in place
+    np.testing.assert_allclose(clean, kp, atol=0.5)
+
+
 def test_decode_unbatched_and_errors():
     kp = _random_joints(1, 3, 4, 16, seed=7)[0]
     maps = codecs.encode_heatmaps(kp, np.ones(3, bool), (16, 16), 4, 8.0)

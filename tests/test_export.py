@@ -1,6 +1,7 @@
 """Export: SavedModel / TFLite parity with Keras, builtin ops only, predictors, export_all, the CLI."""
 
 import json
+import warnings
 
 import cv2
 import keras
@@ -214,6 +215,21 @@ def test_full_int8_keeps_the_output_layer_in_float():
     assert blocks >= 2 and len(extra) == 1, extra
     (name,) = extra
     assert f"block{blocks}_maps" in name, name
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        q = export.convert_tflite(model, "full_int8", _images(8, seed=3))
+    assert export.int8_head_tensors(q) == []
+
+
+def test_full_int8_warns_when_an_output_layer_stays_int8():
+    """The denylist does not keep a TRANSPOSE_CONV output layer in float (part heatmap's final x4
+    upsampling): the export says so instead of silently quantizing it."""
+    keras.utils.set_random_seed(0)
+    model = build_model("part_heatmap_tiny")
+    with pytest.warns(RuntimeWarning, match="kept these output layers in int8"):
+        q = export.convert_tflite(model, "full_int8", _images(8, seed=3))
+    (name,) = export.int8_head_tensors(q)
+    assert "regression" in name, name
 
 def test_full_int8_channel_reversal_keeps_the_input():
     """InputNormalization(reverse_channels=True) (CPM's RGB -> BGR) survives full-int8 quantization.

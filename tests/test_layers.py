@@ -84,6 +84,8 @@ LAYER_CASES = [
                  id="heatmap-to-keypoints-quarter"),
     pytest.param(L.HeatmapToKeypoints, {"stride": 1, "border": 2}, (2, 16, 12, 4), ((2, 4, 2), (2, 4)),
                  id="heatmap-to-keypoints-border"),
+    pytest.param(L.HeatmapToKeypoints, {"stride": 1, "border": 1, "smooth": 5}, (2, 16, 12, 4),
+                 ((2, 4, 2), (2, 4)), id="heatmap-to-keypoints-smooth"),
     pytest.param(keras.layers.Conv2DTranspose,
                  {"filters": 3, "kernel_size": 4, "strides": 2, "padding": "same",
                   "kernel_initializer": L.BilinearKernel()}, (2, 6, 5, 3), (2, 12, 10, 3), id="bilinear-deconv"),
@@ -369,6 +371,21 @@ def test_heatmap_to_keypoints_border_ignores_edge_spikes():
         L.HeatmapToKeypoints(1, border=-1)
     with pytest.raises(ValueError, match="leaves no cells"):
         L.HeatmapToKeypoints(1, border=4)(np.zeros((1, 8, 8, 2), "float32"))
+
+
+def test_heatmap_to_keypoints_smooth_blurs_after_the_border():
+    """smooth: decodes as the codec on the border-cropped maps; bad widths are rejected."""
+    kp = np.array([[[20.0, 30.0], [45.0, 12.0]]], "float32")
+    maps = np.array(codecs.encode_heatmaps(kp, np.ones((1, 2), bool), (64, 64), 1, 8.0))
+    maps[0, 0, 5, 0] = 2.0  # an edge spike: dropped by the border before the blur could spread it
+    got, scores = L.HeatmapToKeypoints(1, border=1, smooth=7)(maps)
+    ref, ref_scores = codecs.decode_heatmaps(maps[:, 1:-1, 1:-1], 1, smooth=7)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(got), keras.ops.convert_to_numpy(ref) + 1.0, atol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(scores), keras.ops.convert_to_numpy(ref_scores))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(got), kp, atol=0.5)
+    for bad in (-1, 2, 4, 1.5):
+        with pytest.raises(ValueError, match="smooth"):
+            L.HeatmapToKeypoints(1, smooth=bad)
 
 
 def test_heatmap_to_keypoints_rejects_bad_arguments():

@@ -103,6 +103,10 @@ def test_config_errors_name_the_problem():
         PartHeatmapConfig(instance="vgg", input_size=(380, 380))
     with pytest.raises(ValueError, match="instance"):
         PartHeatmapConfig(instance="resnet")
+    with pytest.raises(ValueError, match="decode_smooth"):
+        PartHeatmapConfig(decode_smooth=4)
+    with pytest.raises(ValueError, match="decode_border"):
+        PartHeatmapConfig(decode_border=-1)
     with pytest.raises(ValueError, match="too small"):
         get_config("deeppose_tiny").replace(input_size=(48, 48))
     with pytest.raises(KeyError, match="unknown architecture"):

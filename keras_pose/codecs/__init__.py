@@ -20,6 +20,7 @@ from keras_pose.codecs.heatmap import (
     REFINE_MODES,
     decode_heatmaps,
     encode_heatmaps,
+    smooth_heatmaps,
 )
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "encode_heatmaps",
     "encode_normalized",
     "image_box",
+    "smooth_heatmaps",
 ]

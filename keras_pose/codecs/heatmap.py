@@ -22,6 +22,9 @@ from keras_pose.codecs._utils import add_batch, as_mask, cell_centers, check_siz
 
 REFINE_MODES = ("none", "quarter", "parabola", "taylor")
 
+# Box-filter passes of ``smooth_heatmaps`` (three boxes approximate a Gaussian).
+SMOOTH_PASSES = 3
+
 # CPM's putGaussianMaps zeroes values whose exponent exceeds ln(100).
 CPM_TRUNCATION_EXPONENT = math.log(100.0)
 
@@ -118,7 +121,30 @@ def _safe_div(num, den, valid):
     return ops.where(valid, num / den, ops.zeros_like(num))
 
 
-def decode_heatmaps(heatmaps, stride, refine="quarter"):
+def smooth_heatmaps(heatmaps, width):
+    """Three stride-1 ``width`` x ``width`` box filters: about a Gaussian blur.
+
+    Three passes of a box of odd width ``n`` approximate a Gaussian of
+    standard deviation ``sqrt((n**2 - 1) / 4)`` cells (9: 4.5 cells). Each
+    pass is an average pooling with "same" padding that averages only the
+    cells inside the map, so a constant map stays constant and edges are not
+    darkened. Builtin TFLite ops only (``AVERAGE_POOL_2D``, no weights).
+
+    Args:
+        heatmaps: (B, h, w, K) maps.
+        width: odd box width in cells (>= 1; 1 returns the maps unchanged).
+
+    Returns:
+        The smoothed (B, h, w, K) maps.
+    """
+    if int(width) != width or width < 1 or width % 2 == 0:
+        raise ValueError(f"`smooth` must be 0 (off) or an odd box width >= 1, received {width!r}")
+    for _ in range(SMOOTH_PASSES):
+        heatmaps = ops.average_pool(heatmaps, int(width), strides=1, padding="same")
+    return heatmaps
+
+
+def decode_heatmaps(heatmaps, stride, refine="quarter", smooth=0):
     """Keypoints and scores from heatmaps: argmax plus sub-cell refinement.
 
     Args:
@@ -139,6 +165,12 @@ def decode_heatmaps(heatmaps, stride, refine="quarter"):
             argmax lies on the map border. ``"parabola"`` and ``"taylor"`` are
             exact for an untruncated Gaussian (its log is quadratic); values are
             clipped at 1e-10 before the log.
+        smooth: 0 (default) or an odd box width in cells: first blur the maps
+            with :func:`smooth_heatmaps` (DARK's "distribution modulation").
+            For broad, noisy peaks, e.g. a regression network trained on wide
+            Gaussians, it makes the argmax stable: noise (or int8
+            quantization) no longer moves it between the cells of a flat
+            top. Scores are then the max of the smoothed map.
 
     Returns:
         ``(keypoints, scores)``: (B, K, 2) float32 (x, y) in input pixels,
@@ -151,6 +183,8 @@ def decode_heatmaps(heatmaps, stride, refine="quarter"):
     heatmaps, unbatched = add_batch(heatmaps, 3)
     if len(heatmaps.shape) != 4:
         raise ValueError(f"`heatmaps` must have shape (B, h, w, K) or (h, w, K), received {tuple(heatmaps.shape)}")
+    if smooth:
+        heatmaps = smooth_heatmaps(heatmaps, smooth)
     shape = ops.shape(heatmaps)
     h, w, k = shape[1], shape[2], shape[3]
     flat = ops.reshape(heatmaps, (-1, h * w, k))

@@ -28,6 +28,9 @@ class HeatmapToKeypoints(keras.layers.Layer):
             with "same" padding, whose outermost outputs sum fewer kernel
             taps than the interior ones and can carry spikes the loss
             barely sees (``part_heatmap_lsp``).
+        smooth: 0 (default) or an odd box width in cells: blur the maps
+            (after dropping the border) before the argmax; see
+            ``decode_heatmaps``. Scores are then maxima of the blurred maps.
         **kwargs: standard ``keras.layers.Layer`` arguments.
 
     Returns:
@@ -46,7 +49,7 @@ class HeatmapToKeypoints(keras.layers.Layer):
         for human pose estimation" (DARK), CVPR 2020 (Taylor refinement).
     """
 
-    def __init__(self, stride, refine="quarter", num_joints=None, border=0, **kwargs):
+    def __init__(self, stride, refine="quarter", num_joints=None, border=0, smooth=0, **kwargs):
         super().__init__(**kwargs)
         if refine not in REFINE_MODES:
             raise ValueError(f"`refine` must be one of {REFINE_MODES}, received {refine!r}")
@@ -58,6 +61,9 @@ class HeatmapToKeypoints(keras.layers.Layer):
         if int(border) != border or int(border) < 0:
             raise ValueError(f"`border` must be a non-negative integer, received {border!r}")
         self.border = int(border)
+        if smooth != 0 and (int(smooth) != smooth or smooth < 1 or smooth % 2 == 0):
+            raise ValueError(f"`smooth` must be 0 (off) or an odd box width >= 1, received {smooth!r}")
+        self.smooth = int(smooth)
 
     def build(self, input_shape):
         _check_rank4(self, input_shape)
@@ -75,9 +81,9 @@ class HeatmapToKeypoints(keras.layers.Layer):
         if self.num_joints is not None:
             inputs = inputs[..., : self.num_joints]
         if not self.border:
-            return decode_heatmaps(inputs, self.stride, self.refine)
+            return decode_heatmaps(inputs, self.stride, self.refine, self.smooth)
         b = self.border
-        keypoints, scores = decode_heatmaps(inputs[:, b:-b, b:-b, :], self.stride, self.refine)
+        keypoints, scores = decode_heatmaps(inputs[:, b:-b, b:-b, :], self.stride, self.refine, self.smooth)
         return keypoints + float(b * self.stride), scores
 
     def compute_output_shape(self, input_shape):
@@ -87,5 +93,5 @@ class HeatmapToKeypoints(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update({"stride": self.stride, "refine": self.refine, "num_joints": self.num_joints,
-                       "border": self.border})
+                       "border": self.border, "smooth": self.smooth})
         return config

@@ -93,6 +93,11 @@ class PartHeatmapConfig(ModelConfig):
             The final learned x4 transposed convolution can leave spikes on
             the outermost pixels, which win the argmax
             (:class:`keras_pose.layers.HeatmapToKeypoints` ``border``).
+        decode_smooth: 0 (off) or an odd box width in pixels: the decoder
+            blurs the regression maps before the argmax (not in the paper;
+            ``HeatmapToKeypoints`` ``smooth``). Maps trained on wide
+            Gaussians have flat tops where small noise, or int8
+            quantization, moves the argmax by several pixels.
     """
 
     family: ClassVar[str] = "part_heatmap"
@@ -119,10 +124,16 @@ class PartHeatmapConfig(ModelConfig):
     hourglass_blocks: int = 3
     head_filters: int = 512
     decode_border: int = 0
+    decode_smooth: int = 0
 
     def __post_init__(self):
         super().__post_init__()
         check_choice("PartHeatmapConfig", "instance", self.instance, INSTANCES)
+        if self.decode_border < 0:
+            raise ValueError(f"PartHeatmapConfig.decode_border must be >= 0, got {self.decode_border}")
+        if self.decode_smooth != 0 and (self.decode_smooth < 1 or self.decode_smooth % 2 == 0):
+            raise ValueError(f"PartHeatmapConfig.decode_smooth must be 0 (off) or an odd box width >= 1, "
+                             f"got {self.decode_smooth}")
         h, w = self.input_size
         if self.instance == "vgg":
             if h % 32 or w % 32:
@@ -300,7 +311,7 @@ def build_part_heatmap(config: PartHeatmapConfig | None = None, name: str = "par
     regression = _vgg_regression(stacked, cfg) if cfg.instance == "vgg" else _hourglass_regression(stacked, cfg)
 
     keypoints, scores = HeatmapToKeypoints(stride=cfg.regression_stride, border=cfg.decode_border,
-                                           name="decode")(regression)
+                                           smooth=cfg.decode_smooth, name="decode")(regression)
     outputs = {"detection": detection, "regression": regression, "keypoints": keypoints, "scores": scores}
     model = keras.Model(images, name_outputs(outputs), name=name)
     return attach_config(model, cfg)

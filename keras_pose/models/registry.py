@@ -110,9 +110,11 @@ _ARCHITECTURES = (
     Architecture(
         "part_heatmap_small",
         PartHeatmapConfig(num_joints=14, input_size=(128, 128), instance="residual", width=0.5,
-                          resnet_blocks=(1, 2, 2, 1), hourglass_depth=3, hourglass_blocks=1, decode_border=2),
+                          resnet_blocks=(1, 2, 2, 1), hourglass_depth=3, hourglass_blocks=1, decode_border=2,
+                          decode_smooth=9),
         "Part heatmap regression, residual instance: small ResNet (1-2-2-1) + one depth-3 hourglass, 128x128 "
-        "(decoding skips the 2 edge pixels the final 8x8/4 transposed convolution only half covers)"),
+        "(decoding skips the 2 edge pixels the final 8x8/4 transposed convolution only half covers and blurs "
+        "the maps, box 9 x 3 passes, before the argmax)"),
     Architecture(
         "part_heatmap_tiny",
         PartHeatmapConfig(num_joints=14, input_size=(64, 64), instance="residual", width=0.125,
