@@ -121,6 +121,13 @@ def _safe_div(num, den, valid):
     return ops.where(valid, num / den, ops.zeros_like(num))
 
 
+def check_smooth(value, name="smooth") -> int:
+    """``value`` as an int if it is 0 (no smoothing) or an odd box width >= 1; else a ValueError naming ``name``."""
+    if int(value) != value or (value != 0 and (value < 1 or int(value) % 2 == 0)):
+        raise ValueError(f"`{name}` must be 0 (off) or an odd box width >= 1, received {value!r}")
+    return int(value)
+
+
 def smooth_heatmaps(heatmaps, width):
     """Three stride-1 ``width`` x ``width`` box filters: about a Gaussian blur.
 
@@ -137,8 +144,8 @@ def smooth_heatmaps(heatmaps, width):
     Returns:
         The smoothed (B, h, w, K) maps.
     """
-    if int(width) != width or width < 1 or width % 2 == 0:
-        raise ValueError(f"`smooth` must be 0 (off) or an odd box width >= 1, received {width!r}")
+    if check_smooth(width) == 0:
+        raise ValueError("`smooth` must be an odd box width >= 1 here, received 0")
     for _ in range(SMOOTH_PASSES):
         heatmaps = ops.average_pool(heatmaps, int(width), strides=1, padding="same")
     return heatmaps
@@ -183,7 +190,7 @@ def decode_heatmaps(heatmaps, stride, refine="quarter", smooth=0):
     heatmaps, unbatched = add_batch(heatmaps, 3)
     if len(heatmaps.shape) != 4:
         raise ValueError(f"`heatmaps` must have shape (B, h, w, K) or (h, w, K), received {tuple(heatmaps.shape)}")
-    if smooth:
+    if check_smooth(smooth):
         heatmaps = smooth_heatmaps(heatmaps, smooth)
     shape = ops.shape(heatmaps)
     h, w, k = shape[1], shape[2], shape[3]

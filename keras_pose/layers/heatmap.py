@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from keras_pose.codecs.heatmap import REFINE_MODES, decode_heatmaps
+from keras_pose.codecs.heatmap import REFINE_MODES, check_smooth, decode_heatmaps
 from keras_pose.layers.softargmax import _check_rank4
 
 
@@ -61,9 +61,7 @@ class HeatmapToKeypoints(keras.layers.Layer):
         if int(border) != border or int(border) < 0:
             raise ValueError(f"`border` must be a non-negative integer, received {border!r}")
         self.border = int(border)
-        if smooth != 0 and (int(smooth) != smooth or smooth < 1 or smooth % 2 == 0):
-            raise ValueError(f"`smooth` must be 0 (off) or an odd box width >= 1, received {smooth!r}")
-        self.smooth = int(smooth)
+        self.smooth = check_smooth(smooth)
 
     def build(self, input_shape):
         _check_rank4(self, input_shape)

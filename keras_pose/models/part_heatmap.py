@@ -56,6 +56,7 @@ from typing import ClassVar
 
 import keras
 
+from keras_pose.codecs.heatmap import check_smooth
 from keras_pose.layers import BilinearKernel, HeatmapToKeypoints, bilinear_upsample
 from keras_pose.models.common import ModelConfig, attach_config, check_choice, conv_block, name_outputs
 
@@ -131,9 +132,7 @@ class PartHeatmapConfig(ModelConfig):
         check_choice("PartHeatmapConfig", "instance", self.instance, INSTANCES)
         if self.decode_border < 0:
             raise ValueError(f"PartHeatmapConfig.decode_border must be >= 0, got {self.decode_border}")
-        if self.decode_smooth != 0 and (self.decode_smooth < 1 or self.decode_smooth % 2 == 0):
-            raise ValueError(f"PartHeatmapConfig.decode_smooth must be 0 (off) or an odd box width >= 1, "
-                             f"got {self.decode_smooth}")
+        check_smooth(self.decode_smooth, "PartHeatmapConfig.decode_smooth")
         h, w = self.input_size
         if self.instance == "vgg":
             if h % 32 or w % 32:
