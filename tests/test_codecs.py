@@ -180,6 +180,11 @@ def test_smooth_heatmaps_keeps_constants_and_symmetric_peaks():
     assert np.unravel_index(blurred[0, ..., 0].argmax(), blurred.shape[1:3]) == (20, 16)
     assert blurred.max() < np_(maps).max()  # it does blur
     np.testing.assert_allclose(np_(codecs.smooth_heatmaps(maps, 1)), np_(maps))
+    noise = np.random.default_rng(5).normal(size=(2, 20, 18, 3)).astype("float32")
+    ref = noise
+    for _ in range(codecs.heatmap.SMOOTH_PASSES):  # separable passes == square "same" box filters
+        ref = tf.nn.avg_pool2d(ref, 5, 1, "SAME").numpy()
+    np.testing.assert_allclose(np_(codecs.smooth_heatmaps(noise, 5)), ref, atol=1e-5)
     for bad in (0, 2, -3, 2.5):
         with pytest.raises(ValueError, match="smooth"):
             codecs.smooth_heatmaps(maps, bad)

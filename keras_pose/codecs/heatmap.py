@@ -146,8 +146,9 @@ def smooth_heatmaps(heatmaps, width):
     """
     if check_smooth(width) == 0:
         raise ValueError("`smooth` must be an odd box width >= 1 here, received 0")
-    for _ in range(SMOOTH_PASSES):
-        heatmaps = ops.average_pool(heatmaps, int(width), strides=1, padding="same")
+    for _ in range(SMOOTH_PASSES):  # separable: a 1 x n then an n x 1 average (the counts factor per axis)
+        heatmaps = ops.average_pool(heatmaps, (1, int(width)), strides=1, padding="same")
+        heatmaps = ops.average_pool(heatmaps, (int(width), 1), strides=1, padding="same")
     return heatmaps
 
 
