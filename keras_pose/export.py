@@ -217,10 +217,16 @@ WEIGHTED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TR
 
 
 def _tail_analysis(model: bytes):
-    """(ops, tensor names, consumers, set of tail op indices) of a TFLite model; see :func:`decoder_tail_tensors`."""
+    """(ops, tensor details by index, tail op indices, head op indices) of a TFLite model.
+
+    The tail: ops from which no weighted op can be reached (see
+    :func:`decoder_tail_tensors`). The head: the output layers, weighted ops
+    whose outputs feed only the tail (a SHAPE consumer only reads the shape,
+    e.g. a transposed convolution's output size).
+    """
     interp = _interpreter(model_content=model, delegates=False)
     ops = interp._get_ops_details()
-    names = {t["index"]: t["name"] for t in interp.get_tensor_details()}
+    tensors = {t["index"]: t for t in interp.get_tensor_details()}
     consumers: dict[int, list[int]] = {}
     for op in ops:
         for i in op["inputs"]:
@@ -230,7 +236,16 @@ def _tail_analysis(model: bytes):
     for op in reversed(ops):
         reaches[op["index"]] = op["op_name"] in WEIGHTED_OPS or any(
             reaches.get(c, False) for o in op["outputs"] for c in consumers.get(int(o), []))
-    return ops, names, consumers, {i for i, r in reaches.items() if not r}
+    tail = {i for i, r in reaches.items() if not r}
+    head = {op["index"] for op in ops if op["op_name"] in WEIGHTED_OPS and len(op["outputs"]) and all(
+        consumers.get(int(o)) and all(c in tail or ops[c]["op_name"] == "SHAPE" for c in consumers[int(o)])
+        for o in op["outputs"])}
+    return ops, tensors, tail, head
+
+
+def _output_names(ops, tensors, which, keep=lambda t: True) -> list[str]:
+    return sorted({tensors[int(o)]["name"] for op in ops if op["index"] in which for o in op["outputs"]
+                   if keep(tensors[int(o)])})
 
 
 def decoder_tail_tensors(model: bytes) -> list[str]:
@@ -240,8 +255,8 @@ def decoder_tail_tensors(model: bytes) -> list[str]:
     every path: the keypoint decoder (argmax or soft-argmax, context
     aggregation, mapping to pixels) and the scores.
     """
-    ops, names, _, tail = _tail_analysis(model)
-    return sorted({names[int(o)] for op in ops if op["index"] in tail for o in op["outputs"]})
+    ops, tensors, tail, _ = _tail_analysis(model)
+    return _output_names(ops, tensors, tail)
 
 
 def float_head_tensors(model: bytes) -> list[str]:
@@ -255,16 +270,8 @@ def float_head_tensors(model: bytes) -> list[str]:
     ``softargmax_lsp``: RMS logit error 2.7, full-int8 PCK 30.6 vs 47.3).
     It is one 1x1 convolution or dense layer, so float costs little time.
     """
-    ops, names, consumers, tail = _tail_analysis(model)
-    head = set(tail)
-    for op in ops:
-        outs = [int(o) for o in op["outputs"]]
-        # A SHAPE consumer only reads the shape (a transposed convolution's output size).
-        if op["op_name"] in WEIGHTED_OPS and outs and all(
-                consumers.get(o) and all(c in tail or ops[c]["op_name"] == "SHAPE" for c in consumers[o])
-                for o in outs):
-            head.add(op["index"])
-    return sorted({names[int(o)] for op in ops if op["index"] in head for o in op["outputs"]})
+    ops, tensors, tail, head = _tail_analysis(model)
+    return _output_names(ops, tensors, tail | head)
 
 
 def int8_head_tensors(model: bytes) -> list[str]:
@@ -275,18 +282,8 @@ def int8_head_tensors(model: bytes) -> list[str]:
     (seen on ``part_heatmap_small``, whose decoder's ``smooth`` absorbs the
     extra noise).
     """
-    interp = _interpreter(model_content=model, delegates=False)
-    dtypes = {t["index"]: t["dtype"] for t in interp.get_tensor_details()}
-    ops, names, consumers, tail = _tail_analysis(model)
-    found = set()
-    for op in ops:
-        if op["op_name"] not in WEIGHTED_OPS:
-            continue
-        for o in (int(o) for o in op["outputs"]):
-            if consumers.get(o) and all(c in tail or ops[c]["op_name"] == "SHAPE" for c in consumers[o]) \
-                    and dtypes[o] in (np.int8, np.uint8):
-                found.add(names[o])
-    return sorted(found)
+    ops, tensors, _, head = _tail_analysis(model)
+    return _output_names(ops, tensors, head, keep=lambda t: t["dtype"] in (np.int8, np.uint8))
 
 
 def _full_int8_float_tail(converter) -> bytes:
