@@ -40,6 +40,11 @@ def _info(p):
         print(f"python {platform.python_version()}, tensorflow {tf.__version__}, keras {keras.__version__}, "
               f"numpy {numpy.__version__}")
         print(f"devices: {[d.name for d in tf.config.list_physical_devices()]}")
+        from keras_pose.training.loop import native_bfloat16
+
+        bf16 = native_bfloat16()
+        print("native bfloat16 (mixed_bfloat16 training): "
+              + {True: "yes", False: "no (train with --precision float32)", None: "unknown"}[bf16])
         print(f"data roots (in order; ${ENV_VAR} first if set):")
         for root in candidate_data_roots(args.data):
             found = [n for n in ("lsp", "lspet", "mpii") if (root / n).is_dir()]
@@ -81,6 +86,11 @@ def _train(p):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         config = TrainConfig.load(args.config)
+        if args.precision is not None:  # e.g. float32 on a CPU without native bfloat16
+            import dataclasses
+
+            config = dataclasses.replace(config, mixed_precision=None if args.precision == "float32"
+                                         else args.precision)
         strategy = None
         if args.strategy == "mirrored":
             import tensorflow as tf
@@ -105,6 +115,9 @@ def _train(p):
                    help="stop (with a checkpoint) once the run has trained this many hours in total")
     p.add_argument("--strategy", choices=["default", "mirrored", "multiworker"], default="default",
                    help="tf.distribute strategy (multiworker reads TF_CONFIG)")
+    p.add_argument("--precision", choices=["float32", "mixed_bfloat16", "mixed_float16"], default=None,
+                   help="override the config's mixed_precision (bfloat16 is only fast on CPUs with native "
+                        "bfloat16: AVX512-BF16 or AMX; `keras-pose info` tells)")
     return run
 
 
@@ -130,7 +143,8 @@ def _evaluate(p):
         dataset = _load_dataset(args.split, args.data)
         report = evaluation.evaluation_report(predictor.predict, dataset, padding=predictor.padding,
                                               input_size=predictor.input_size, limit=args.limit,
-                                              flip=not args.no_flip, name=predictor.name)
+                                              flip=not args.no_flip, name=predictor.name,
+                                              flip_predict=predictor.flip_predict)
         report["command"] = "keras-pose " + " ".join(args.argv)
         md = evaluation.report_markdown(report)
         print(md)

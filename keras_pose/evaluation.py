@@ -32,9 +32,13 @@ def keras_predictor(model) -> Callable:
     return lambda images: tuple(t.numpy() for t in predict(tf.convert_to_tensor(images, tf.float32)))
 
 
-def flip_average(predict: Callable, images: np.ndarray, flip_permutation) -> tuple[np.ndarray, np.ndarray]:
-    """Flip test: average the predictions of the image and of its mirror (joints swapped back)."""
-    kp, sc = predict(images)
+def flip_average(predict: Callable, images: np.ndarray, flip_permutation,
+                 plain: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Flip test: average the predictions of the image and of its mirror (joints swapped back).
+
+    ``plain``: the predictions of ``images`` if already computed (then only the mirror is predicted).
+    """
+    kp, sc = plain if plain is not None else predict(images)
     kp_f, sc_f = predict(np.ascontiguousarray(images[:, :, ::-1]))
     width = images.shape[2]
     perm = list(flip_permutation)
@@ -43,32 +47,104 @@ def flip_average(predict: Callable, images: np.ndarray, flip_permutation) -> tup
     return (kp + kp_f) / 2.0, (sc + sc_f[:, perm]) / 2.0
 
 
+def heatmap_flip_predictor(model, flip_permutation) -> Callable | None:
+    """Flip test in heatmap space for a model decoded by a ``HeatmapToKeypoints`` layer named ``decode``.
+
+    The image and its mirror go through the model up to the decoder's input maps in one batch; the
+    mirror's maps are flipped back (and their joint channels swapped; extra channels such as CPM's
+    background stay) and averaged with the image's, and the decoder decodes the average. With the
+    decoder's cell-centre convention a map cell and its mirror cell are exact mirrors in input pixels,
+    so nothing is shifted. Averaging coordinates instead (:func:`flip_average`) mixes two argmax
+    picks: when the image and its mirror disagree on a joint the average lies between two peaks, on
+    neither. Returns ``images -> (keypoints, scores)``, or None for a model without such a decoder
+    (regression and soft-argmax heads, whose coordinates are already averages).
+    """
+    import keras
+
+    from keras_pose.layers import HeatmapToKeypoints
+
+    try:
+        decoder = model.get_layer("decode")
+    except ValueError:
+        return None
+    if not isinstance(decoder, HeatmapToKeypoints):
+        return None
+    maps_model = keras.Model(model.inputs[0] if len(model.inputs) == 1 else model.inputs, decoder.input,
+                             name=f"{model.name}_maps")
+    perm = list(flip_permutation)
+    channels = int(decoder.input.shape[-1])
+    if len(perm) > channels:
+        raise ValueError(f"flip permutation of {len(perm)} joints for maps of {channels} channels")
+    perm += list(range(len(perm), channels))
+
+    @tf.function(reduce_retracing=True)
+    def predict(images):
+        both = tf.concat([images, tf.reverse(images, [2])], 0)
+        maps = tf.cast(maps_model(both, training=False), tf.float32)
+        plain, mirrored = tf.split(maps, 2)
+        mirrored = tf.gather(tf.reverse(mirrored, [2]), perm, axis=-1)
+        keypoints, scores = decoder((plain + mirrored) / 2.0)
+        return tf.cast(keypoints, tf.float32), tf.cast(scores, tf.float32)
+
+    return lambda images: tuple(t.numpy() for t in predict(tf.convert_to_tensor(images, tf.float32)))
+
+
 def predict_dataset(predict: Callable, dataset: PoseDataset, input_size: int, padding: float = 1.25,
-                    batch_size: int = 32, flip: bool = False, limit: int | None = None):
+                    batch_size: int = 32, flip: bool | str = False, limit: int | None = None,
+                    flip_predict: Callable | None = None):
     """Predictions in ORIGINAL image coordinates for every record.
 
     Args:
         predict: images -> (keypoints, scores), e.g. :func:`keras_predictor`
             or a TFLite/SavedModel predictor from :mod:`keras_pose.inference`.
         dataset: the records (crops come from their centre and scale).
+        flip: False (single crop), True (flip test) or ``"both"``: one pass
+            that returns both (each crop is predicted once, its mirror once).
         limit: only the first ``limit`` records.
+        flip_predict: the flip test's own batch function (e.g.
+            :func:`heatmap_flip_predictor`); default: :func:`flip_average`
+            of ``predict``.
 
     Returns:
-        dict with ``keypoints`` (N, K, 2), ``scores`` (N, K), ``seconds``.
+        dict with ``keypoints`` (N, K, 2), ``scores`` (N, K), ``seconds``;
+        with ``flip="both"`` also ``keypoints_flip`` and ``scores_flip``.
     """
+    if flip not in (False, True, "both"):
+        raise ValueError(f"flip must be False, True or 'both', got {flip!r}")
     if limit is not None:
         dataset = dataset[:limit]
-    kps, scores = [], []
+    out = {"keypoints": [], "scores": []}
+    perm = dataset.skeleton.flip_permutation
+    if flip == "both":
+        out.update(keypoints_flip=[], scores_flip=[])
     t0 = time.perf_counter()
     for batch in eval_dataset(dataset, input_size, padding, batch_size):
         images = batch["images"].numpy()
-        if flip:
-            kp, sc = flip_average(predict, images, dataset.skeleton.flip_permutation)
+        if flip is True:
+            kp, sc = flip_predict(images) if flip_predict else flip_average(predict, images, perm)
         else:
             kp, sc = predict(images)
-        kps.append(to_source_coordinates(kp, batch["matrix"]).numpy())
-        scores.append(np.asarray(sc))
-    return {"keypoints": np.concatenate(kps), "scores": np.concatenate(scores), "seconds": time.perf_counter() - t0}
+        out["keypoints"].append(to_source_coordinates(kp, batch["matrix"]).numpy())
+        out["scores"].append(np.asarray(sc))
+        if flip == "both":
+            kp, sc = flip_predict(images) if flip_predict else flip_average(predict, images, perm, plain=(kp, sc))
+            out["keypoints_flip"].append(to_source_coordinates(kp, batch["matrix"]).numpy())
+            out["scores_flip"].append(np.asarray(sc))
+    out = {k: np.concatenate(v) for k, v in out.items()}
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def _predictor(model_or_predict, input_size: int | None, dataset: PoseDataset, flip_predict=None):
+    """(images -> (keypoints, scores), input side, flip-test function or None) for a Keras model (its
+    heatmap-space flip test where it has one) or a predictor callable (``flip_predict`` as given)."""
+    if callable(model_or_predict) and not hasattr(model_or_predict, "input_shape"):
+        if input_size is None:
+            raise ValueError("input_size is required when evaluating a predictor function")
+        return model_or_predict, input_size, flip_predict
+    model = model_or_predict
+    flip_predict = flip_predict or heatmap_flip_predictor(model, dataset.skeleton.flip_permutation)
+    return keras_predictor(model), input_size or model_input_size(model), flip_predict
 
 
 def score_predictions(keypoints: np.ndarray, dataset: PoseDataset, alpha: float = 0.2) -> dict:
@@ -81,18 +157,16 @@ def score_predictions(keypoints: np.ndarray, dataset: PoseDataset, alpha: float 
 
 def evaluate_model(model_or_predict, dataset: PoseDataset, padding: float = 1.25, batch_size: int = 32,
                    flip: bool = False, limit: int | None = None, input_size: int | None = None,
-                   alpha: float = 0.2) -> dict:
-    """PCK@alpha of a Keras model (or predictor callable) on a dataset, in original image coordinates."""
-    if callable(model_or_predict) and not hasattr(model_or_predict, "input_shape"):
-        predict = model_or_predict
-        if input_size is None:
-            raise ValueError("input_size is required when evaluating a predictor function")
-    else:
-        predict = keras_predictor(model_or_predict)
-        input_size = input_size or model_input_size(model_or_predict)
+                   alpha: float = 0.2, flip_predict: Callable | None = None) -> dict:
+    """PCK@alpha of a Keras model (or predictor callable) on a dataset, in original image coordinates.
+
+    The flip test of a Keras model with a heatmap decoder averages maps (:func:`heatmap_flip_predictor`);
+    a predictor callable's averages coordinates unless ``flip_predict`` is given.
+    """
+    predict, input_size, flip_predict = _predictor(model_or_predict, input_size, dataset, flip_predict)
     if limit is not None:
         dataset = dataset[:limit]
-    pred = predict_dataset(predict, dataset, input_size, padding, batch_size, flip)
+    pred = predict_dataset(predict, dataset, input_size, padding, batch_size, flip, flip_predict=flip_predict)
     out = score_predictions(pred["keypoints"], dataset, alpha)
     out.update(keypoints=pred["keypoints"], scores=pred["scores"], seconds=pred["seconds"], count=len(dataset))
     return out
@@ -114,20 +188,26 @@ def measure_latency(predict: Callable, input_size: int | None = None, runs: int 
 
 
 def evaluation_report(model_or_predict, dataset: PoseDataset, padding: float = 1.25, input_size: int | None = None,
-                      limit: int | None = None, flip: bool = True, latency: bool = True, name: str = "model") -> dict:
+                      limit: int | None = None, flip: bool = True, latency: bool = True, name: str = "model",
+                      flip_predict: Callable | None = None) -> dict:
     """PCK@0.2 per joint group with and without flip test, plus CPU latency: what model cards report.
 
-    Returns a JSON-friendly dict; :func:`report_markdown` renders it.
+    The flip test is as in :func:`evaluate_model`. Returns a JSON-friendly dict; :func:`report_markdown`
+    renders it.
     """
-    res = evaluate_model(model_or_predict, dataset, padding=padding, limit=limit, input_size=input_size)
-    size = input_size or model_input_size(model_or_predict)
-    out = {"name": name, "dataset": dataset.name, "count": res["count"], "alpha": 0.2, "padding": padding,
+    predict, size, flip_predict = _predictor(model_or_predict, input_size, dataset, flip_predict)
+    if limit is not None:
+        dataset = dataset[:limit]
+    pred = predict_dataset(predict, dataset, size, padding, flip="both" if flip else False,
+                           flip_predict=flip_predict)  # one pass over the crops for both
+    res = score_predictions(pred["keypoints"], dataset)
+    out = {"name": name, "dataset": dataset.name, "count": len(dataset), "alpha": 0.2, "padding": padding,
            "pck": res["pck"], "groups": _groups(res["per_joint"], dataset)}
     if flip:
-        rf = evaluate_model(model_or_predict, dataset, padding=padding, limit=limit, input_size=input_size, flip=True)
-        out.update(pck_flip=rf["pck"], groups_flip=_groups(rf["per_joint"], dataset))
+        rf = score_predictions(pred["keypoints_flip"], dataset)
+        out.update(pck_flip=rf["pck"], groups_flip=_groups(rf["per_joint"], dataset),
+                   flip_test="heatmaps" if flip_predict else "coordinates")
     if latency:
-        predict = model_or_predict if input_size else keras_predictor(model_or_predict)
         out["latency_batch1"] = measure_latency(predict, size)
     return out
 
@@ -147,6 +227,10 @@ def report_markdown(report: dict) -> str:
     df = pd.DataFrame.from_dict(rows, orient="index")
     lines = [f"PCK@{report['alpha']} on {report['dataset']} ({report['count']} images), in %:", "",
              metrics.table_to_markdown(df)]
+    if report.get("flip_test"):
+        lines += ["", "Flip test: the image and its mirror, their "
+                  + {"heatmaps": "heatmaps averaged before decoding.",
+                     "coordinates": "keypoints averaged."}[report["flip_test"]]]
     if "latency_batch1" in report:
         lat = report["latency_batch1"]
         lines += ["", f"CPU latency, batch 1: median {lat['median_ms']:.1f} ms, p90 {lat['p90_ms']:.1f} ms."]

@@ -12,7 +12,9 @@ Images may be a file path, or an array (H, W), (H, W, 1), (H, W, 3) or
 ``color="bgr"`` (OpenCV) is given. Alpha is composited over black.
 
 Options used by the papers (see ``docs/`` per family): ``flip=True``
-averages the prediction of the image and of its mirror (Bulat's demo);
+averages the prediction of the image and of its mirror (Bulat's demo): the
+heatmaps of a Keras heatmap model (CPM, part heatmap regression; see
+``keras_pose.evaluation.heatmap_flip_predictor``), the coordinates otherwise;
 ``scales=(0.8, 1.0, 1.2)`` averages crops of several sizes (CPM uses 7
 scales, averaging belief maps; here the mapped-back coordinates are
 averaged, which works for every family).
@@ -66,11 +68,14 @@ class PosePredictor:
         skeleton: the joints' skeleton (for flip test and output names).
         padding: crop side = ``padding`` x person box side (the training padding).
         name: for messages and reports.
+        flip_predict: the flip test's batch function (same signature as ``predict``), e.g. a heatmap
+            model's map-averaging one; default: average ``predict``'s coordinates on the image and mirror.
     """
 
     def __init__(self, predict: Callable, input_size: int, skeleton: Skeleton, padding: float = 1.25,
-                 name: str = "model"):
+                 name: str = "model", flip_predict: Callable | None = None):
         self.predict, self.input_size, self.skeleton, self.padding, self.name = predict, input_size, skeleton, padding, name
+        self.flip_predict = flip_predict
 
     # -- image level --------------------------------------------------------
     def load_image(self, image, color: str = "rgb") -> np.ndarray:
@@ -114,7 +119,9 @@ class PosePredictor:
                 m = affine_matrix(centre[None], [side * float(s)], self.input_size)
                 crop = warp_images(img[None].astype(np.float32), m, self.input_size).numpy()
                 crop = np.clip(np.round(crop), 0, 255)
-                if flip:
+                if flip and self.flip_predict is not None:
+                    kp, sc = self.flip_predict(crop)
+                elif flip:
                     kp, sc = flip_average(self.predict, crop, self.skeleton.flip_permutation)
                 else:
                     kp, sc = self.predict(crop)
@@ -132,9 +139,13 @@ def keras_predictor(model, padding: float = 1.25, name: str | None = None) -> Po
     from keras_pose.evaluation import keras_predictor as batch_fn
     from keras_pose.evaluation import model_input_size
 
+    from keras_pose.evaluation import heatmap_flip_predictor
+
     k = int(model.output_shape["keypoints"][1]) if isinstance(model.output_shape, dict) else int(
         dict(zip(model.output_names, model.outputs))["keypoints"].shape[1])
-    return PosePredictor(batch_fn(model), model_input_size(model), skeleton_for(k), padding, name or model.name)
+    skeleton = skeleton_for(k)
+    return PosePredictor(batch_fn(model), model_input_size(model), skeleton, padding, name or model.name,
+                         flip_predict=heatmap_flip_predictor(model, skeleton.flip_permutation))
 
 
 def load_predictor(spec: str | os.PathLike, padding: float | None = None) -> PosePredictor:

@@ -96,3 +96,82 @@ def test_multiscale_and_evaluate_model_with_a_predictor(tmp_path):
     ds = _synthetic_dataset(tmp_path, n=3)
     out = evaluate_model(pose.predict, ds, input_size=64)
     assert out["keypoints"].shape == (3, 14, 2) and 0.0 <= out["pck"] <= 100.0
+
+
+def test_evaluation_report_scores_both_crops_in_one_pass(tmp_path):
+    """evaluation_report predicts each crop and its mirror once and scores single crop and flip test from
+    them; the figures equal two separate evaluate_model runs."""
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from test_data import _synthetic_dataset
+
+    from keras_pose.evaluation import evaluation_report
+
+    ds = _synthetic_dataset(tmp_path, n=5)
+    rng = np.random.default_rng(3)
+    calls = {"images": 0}
+
+    def predict(images):  # depends on the pixels, so the mirror gives a different answer
+        calls["images"] += len(images)
+        mean = images.mean(axis=(1, 2, 3))[:, None, None]
+        kp = rng_pts[None] + mean / 255.0 * 8.0
+        return kp.astype(np.float32), np.ones((len(images), 14), np.float32)
+
+    rng_pts = rng.uniform(10, 50, (14, 2)).astype(np.float32)
+    report = evaluation_report(predict, ds, input_size=64, latency=False)
+    assert calls["images"] == 2 * len(ds)  # each crop once, its mirror once
+    plain = evaluate_model(predict, ds, input_size=64)
+    flipped = evaluate_model(predict, ds, input_size=64, flip=True)
+    assert report["count"] == 5
+    assert report["pck"] == pytest.approx(plain["pck"]) and report["pck_flip"] == pytest.approx(flipped["pck"])
+    with pytest.raises(ValueError, match="flip must be"):
+        from keras_pose.evaluation import predict_dataset
+
+        predict_dataset(predict, ds, 64, flip="sometimes")
+
+
+@pytest.mark.parametrize("name", ["cpm_tiny", "part_heatmap_tiny"])
+def test_heatmap_flip_test_averages_the_maps_before_decoding(name):
+    """The map-space flip test equals decoding (maps(image) + mirror(maps(mirror image)), joints swapped)/2."""
+    import keras
+    import tensorflow as tf
+
+    from keras_pose.evaluation import heatmap_flip_predictor
+
+    model = build_model(name)
+    s = model.input_shape[1]
+    images = np.random.default_rng(4).uniform(0, 255, (2, s, s, 3)).astype(np.float32)
+    flip_predict = heatmap_flip_predictor(model, LSP14.flip_permutation)
+    kp, sc = flip_predict(images)
+    decoder = model.get_layer("decode")
+    maps = keras.Model(model.inputs[0], decoder.input)
+    plain = maps(images).numpy()
+    mirrored = maps(images[:, :, ::-1].copy()).numpy()[:, :, ::-1]
+    perm = list(LSP14.flip_permutation) + list(range(14, plain.shape[-1]))
+    expected_kp, expected_sc = decoder(tf.constant((plain + mirrored[..., perm]) / 2))
+    np.testing.assert_allclose(sc, expected_sc.numpy(), atol=1e-4)
+    # argmax ties aside (random weights), the keypoints are the decoded average's
+    assert np.mean(np.abs(kp - expected_kp.numpy()) < 1e-2) > 0.9
+    predictor = keras_predictor(model)
+    assert predictor.flip_predict is not None
+    assert heatmap_flip_predictor(build_model("softargmax_tiny"), LSP14.flip_permutation) is None
+    assert keras_predictor(build_model("deeppose_tiny")).flip_predict is None
+
+
+def test_evaluate_model_uses_the_heatmap_flip_test_of_a_keras_model(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from test_data import _synthetic_dataset
+
+    from keras_pose.evaluation import evaluation_report, heatmap_flip_predictor, predict_dataset
+
+    ds = _synthetic_dataset(tmp_path, n=3)
+    model = build_model("cpm_tiny")
+    s = model.input_shape[1]
+    via_model = evaluate_model(model, ds, flip=True)
+    direct = predict_dataset(heatmap_flip_predictor(model, LSP14.flip_permutation), ds, s)
+    np.testing.assert_allclose(via_model["keypoints"], direct["keypoints"], atol=1e-3)
+    report = evaluation_report(model, ds, latency=False)
+    assert report["flip_test"] == "heatmaps" and report["pck_flip"] == pytest.approx(via_model["pck"])

@@ -373,3 +373,76 @@ def test_interrupt_writes_a_checkpoint_and_resume_continues(tmp_path, monkeypatc
     resumed = Trainer(cfg, tmp_path / "run", train_set=ds)
     assert resumed.restore_checkpoint() and resumed.state["step"] == 2
     assert resumed.run(resume=True, verbose=0)["step"] == 4
+
+
+# ---------------------------------------------------------------- schedule horizon changes, precision
+
+
+def test_restart_ramp_moves_linearly_from_the_old_rate():
+    from keras_pose.training.loop import restart_ramp
+
+    restart = {"step": 10, "from_lr": 1e-4, "epochs": 2.0}
+    assert restart_ramp(None, 1e-3, 12, 5) == 1e-3
+    assert restart_ramp(restart, 1e-3, 10, 5) == pytest.approx(1e-4)
+    assert restart_ramp(restart, 1e-3, 15, 5) == pytest.approx(5.5e-4)  # half-way through 2 x 5 steps
+    assert restart_ramp(restart, 1e-3, 20, 5) == 1e-3  # the ramp is over
+    assert restart_ramp(restart, 1e-3, 9, 5) == 1e-3  # before the change
+
+
+def test_resume_with_a_longer_horizon_ramps_instead_of_jumping(tmp_path):
+    """--resume --epochs N with a new N: the rate starts where the old schedule ended, reaches the new one."""
+    import csv
+
+    ds = _stick_figures(tmp_path, n=8)  # 2 steps per epoch at batch 4
+    schedule = {"name": "cosine", "final": 0.1, "restart_warmup_epochs": 1}
+    cfg = _config("cpm_tiny", epochs=2, log_every=1, schedule=schedule)
+    Trainer(cfg, tmp_path / "run", train_set=ds).run(verbose=0)
+    resumed = Trainer(cfg, tmp_path / "run", train_set=ds)
+    state = resumed.run(resume=True, epochs=4, verbose=0)
+    old_end = learning_rate_at(schedule, 3e-3, 2.0, 2)
+    assert state["lr_restart"] == {"step": 4, "from_lr": pytest.approx(old_end), "epochs": 1.0, "old_epochs": 2,
+                                   "new_epochs": 4}
+    assert state["schedule_epochs"] == 4
+    with (tmp_path / "run" / "steps.csv").open() as f:
+        lr = {int(r["step"]) - 1: float(r["lr"]) for r in csv.DictReader(f)}  # the rate used at step s
+    assert lr[4] == pytest.approx(old_end)  # no jump to the new horizon's 1.65e-3
+    new = {s: learning_rate_at(schedule, 3e-3, s / 2, 4) for s in (5, 6, 7)}
+    assert lr[5] == pytest.approx((old_end + new[5]) / 2)
+    assert lr[6] == pytest.approx(new[6]) and lr[7] == pytest.approx(new[7])
+    # the same horizon again: no new ramp
+    again = Trainer(cfg, tmp_path / "run", train_set=ds).run(resume=True, epochs=4, verbose=0)
+    assert again["lr_restart"]["step"] == 4
+
+
+def test_native_bfloat16_reads_the_cpu_flags():
+    from keras_pose.training.loop import native_bfloat16
+
+    assert native_bfloat16("processor: 0\nflags\t\t: fpu sse avx2 fma\n") is False
+    assert native_bfloat16("flags : fpu avx512f avx512_bf16\nflags : fpu avx512f avx512_bf16\n") is True
+    assert native_bfloat16("flags : fpu amx_bf16 amx_tile\n") is True
+    assert native_bfloat16("no flags line here\n") is None
+
+
+def test_train_command_precision_overrides_the_config(tmp_path, monkeypatch):
+    import keras_pose.training
+    from keras_pose.cli import main
+
+    seen = {}
+
+    class Done:
+        state = {"step": 0, "best_pck": -1.0}
+
+    def fake_train(config, out_dir, **kw):
+        seen["config"] = config
+        return Done()
+
+    monkeypatch.setattr(keras_pose.training, "train", fake_train)
+    import signal
+
+    monkeypatch.setattr(signal, "signal", lambda *a: None)  # keep pytest's own SIGINT / SIGTERM handlers
+    config = tmp_path / "train.json"
+    _config("cpm_tiny", mixed_precision="mixed_bfloat16").save(config)
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "run"), "--precision", "float32"]) == 0
+    assert seen["config"].mixed_precision is None
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "run")]) == 0
+    assert seen["config"].mixed_precision == "mixed_bfloat16"
