@@ -172,6 +172,20 @@ def evaluate_model(model_or_predict, dataset: PoseDataset, padding: float = 1.25
     return out
 
 
+def machine_description() -> str:
+    """The CPU model and core count, for latency figures (they differ between machines)."""
+    import os
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} CPU cores"
+
+
 def measure_latency(predict: Callable, input_size: int | None = None, runs: int = 30, warmup: int = 3,
                     batch: int = 1, images: np.ndarray | None = None) -> dict:
     """Median and p90 wall time (ms) of one ``predict`` call on ``images`` (default: a random batch)."""
@@ -184,7 +198,8 @@ def measure_latency(predict: Callable, input_size: int | None = None, runs: int 
         t = time.perf_counter()
         predict(x)
         times.append((time.perf_counter() - t) * 1000.0)
-    return {"median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90)), "runs": runs}
+    return {"median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90)), "runs": runs,
+            "machine": machine_description()}
 
 
 def evaluation_report(model_or_predict, dataset: PoseDataset, padding: float = 1.25, input_size: int | None = None,
@@ -233,5 +248,6 @@ def report_markdown(report: dict) -> str:
                      "coordinates": "keypoints averaged."}[report["flip_test"]]]
     if "latency_batch1" in report:
         lat = report["latency_batch1"]
-        lines += ["", f"CPU latency, batch 1: median {lat['median_ms']:.1f} ms, p90 {lat['p90_ms']:.1f} ms."]
+        where = f" ({lat['machine']})" if lat.get("machine") else ""
+        lines += ["", f"CPU latency, batch 1{where}: median {lat['median_ms']:.1f} ms, p90 {lat['p90_ms']:.1f} ms."]
     return "\n".join(lines) + "\n"

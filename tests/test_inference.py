@@ -175,3 +175,13 @@ def test_evaluate_model_uses_the_heatmap_flip_test_of_a_keras_model(tmp_path):
     np.testing.assert_allclose(via_model["keypoints"], direct["keypoints"], atol=1e-3)
     report = evaluation_report(model, ds, latency=False)
     assert report["flip_test"] == "heatmaps" and report["pck_flip"] == pytest.approx(via_model["pck"])
+
+
+def test_latency_names_the_machine_it_was_measured_on():
+    from keras_pose.evaluation import machine_description, measure_latency, report_markdown
+
+    lat = measure_latency(_fake_predict(np.zeros((14, 2), np.float32)), 32, runs=3, warmup=1)
+    assert lat["machine"] == machine_description() and "CPU cores" in lat["machine"]
+    report = {"alpha": 0.2, "dataset": "d", "count": 1, "groups": {g: 0.0 for g in list(LSP14.joint_groups) + ["Total"]},
+              "latency_batch1": lat}
+    assert f"CPU latency, batch 1 ({lat['machine']})" in report_markdown(report)

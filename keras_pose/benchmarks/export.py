@@ -12,7 +12,6 @@ Markdown table of ``docs/export.md``.
 from __future__ import annotations
 
 import os
-import platform
 import tempfile
 from pathlib import Path
 from typing import Callable, Sequence
@@ -95,13 +94,9 @@ def benchmark_export(spec: str | os.PathLike, data_root=None, limit: int = 200, 
 
 
 def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} CPU cores"
+    from keras_pose.evaluation import machine_description
+
+    return machine_description()
 
 
 def _first_crop(dataset, input_size, padding):

@@ -34,7 +34,8 @@ class TrainConfig:
         schedule: ``{"name": "constant"|"step"|"cosine"|"plateau", ...}``;
             step: ``boundaries`` (epochs) and ``gamma``; cosine: ``final``
             (fraction); plateau: ``factor`` and ``patience`` (validations);
-            all: ``warmup_epochs``.
+            all: ``warmup_epochs``, ``restart_warmup_epochs`` (the ramp
+            when a resumed run changes the horizon, ``--epochs``).
         loss: keyword arguments of :func:`make_objective` (``weights``,
             ``sigma``, ``prob_weight``...).
         phases: optional list of ``{"name", "epochs", "train": regex of

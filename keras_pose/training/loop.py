@@ -65,7 +65,7 @@ def native_bfloat16(cpuinfo: str | None = None) -> bool | None:
     """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX-BF16); None when unknown.
 
     Without it TensorFlow emulates bfloat16 and a ``mixed_bfloat16`` step is far slower than float32
-    (deeppose_small: 2.7 img/s against about 100 in float32 on an AVX2-only 2-core EPYC).
+    (deeppose_small: 2.7 img/s against 32 in float32 on an AVX2-only 2-core EPYC).
     """
     if cpuinfo is None:
         try:

@@ -155,7 +155,8 @@ def render_card(preset: Preset) -> str:
         lines += ["", f"Command: `{m.get('command', 'keras-pose evaluate --model ' + preset.name)}` "
                   f"({m['count']} images)."]
         if lat:
-            lines += ["", f"CPU latency (Keras, batch 1, this machine): median {lat['median_ms']:.1f} ms, "
+            where = lat.get("machine", "this machine")
+            lines += ["", f"CPU latency (Keras, batch 1, {where}): median {lat['median_ms']:.1f} ms, "
                       f"p90 {lat['p90_ms']:.1f} ms."]
         lines += [""]
     if (folder / "learning_curve.csv").is_file():
