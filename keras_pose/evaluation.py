@@ -99,7 +99,8 @@ def predict_dataset(predict: Callable, dataset: PoseDataset, input_size: int, pa
             or a TFLite/SavedModel predictor from :mod:`keras_pose.inference`.
         dataset: the records (crops come from their centre and scale).
         flip: False (single crop), True (flip test) or ``"both"``: one pass
-            that returns both (each crop is predicted once, its mirror once).
+            over the crops that returns both (with the default flip test each
+            crop is predicted once and its mirror once).
         limit: only the first ``limit`` records.
         flip_predict: the flip test's own batch function (e.g.
             :func:`heatmap_flip_predictor`); default: :func:`flip_average`

@@ -394,7 +394,9 @@ def test_whole_cascade_is_one_keras_model_that_exports_with_builtin_ops(tmp_zoo,
     assert zoo.load("dp").count_params() * 2 == whole.count_params()  # psi_1 alone, or every stage
     x = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3)).astype(np.float32)
     ref = load_cascade("dp")(x)["keypoints"].numpy()
-    np.testing.assert_allclose(whole(x)["keypoints"], ref, atol=0.1)
+    # the crops differ by gather vs crop_and_resize (within 2e-3 grey levels); untrained stages answer
+    # keypoints of 1e4 px, so the tolerance is relative too (2 of 56 were 0.13 px apart on an AVX2 CPU)
+    np.testing.assert_allclose(whole(x)["keypoints"], ref, rtol=1e-4, atol=0.1)
     tflite = export.convert_tflite(whole)
     assert export.non_builtin_ops(export.tflite_ops(tflite)) == []
     kp, _ = export.TFLiteRunner.from_bytes(tflite)(x.astype(np.uint8))
