@@ -40,7 +40,7 @@ def _info(p):
         print(f"python {platform.python_version()}, tensorflow {tf.__version__}, keras {keras.__version__}, "
               f"numpy {numpy.__version__}")
         print(f"devices: {[d.name for d in tf.config.list_physical_devices()]}")
-        from keras_pose.training.loop import native_bfloat16
+        from keras_pose.machine import native_bfloat16
 
         bf16 = native_bfloat16()
         print("native bfloat16 (mixed_bfloat16 training): "

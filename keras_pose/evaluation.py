@@ -11,6 +11,7 @@ import tensorflow as tf
 from keras_pose import metrics
 from keras_pose.data.pipeline import eval_dataset, to_source_coordinates
 from keras_pose.data.records import PoseDataset
+from keras_pose.machine import machine_description
 
 
 def model_input_size(model) -> int:
@@ -136,15 +137,17 @@ def predict_dataset(predict: Callable, dataset: PoseDataset, input_size: int, pa
     return out
 
 
-def _predictor(model_or_predict, input_size: int | None, dataset: PoseDataset, flip_predict=None):
+def _predictor(model_or_predict, input_size: int | None, dataset: PoseDataset, flip_predict=None, flip=False):
     """(images -> (keypoints, scores), input side, flip-test function or None) for a Keras model (its
-    heatmap-space flip test where it has one) or a predictor callable (``flip_predict`` as given)."""
+    heatmap-space flip test where it has one, built only when ``flip`` asks for a flip test) or a
+    predictor callable (``flip_predict`` as given)."""
     if callable(model_or_predict) and not hasattr(model_or_predict, "input_shape"):
         if input_size is None:
             raise ValueError("input_size is required when evaluating a predictor function")
         return model_or_predict, input_size, flip_predict
     model = model_or_predict
-    flip_predict = flip_predict or heatmap_flip_predictor(model, dataset.skeleton.flip_permutation)
+    if flip and flip_predict is None:  # not on every plain validation pass of a training run
+        flip_predict = heatmap_flip_predictor(model, dataset.skeleton.flip_permutation)
     return keras_predictor(model), input_size or model_input_size(model), flip_predict
 
 
@@ -164,27 +167,13 @@ def evaluate_model(model_or_predict, dataset: PoseDataset, padding: float = 1.25
     The flip test of a Keras model with a heatmap decoder averages maps (:func:`heatmap_flip_predictor`);
     a predictor callable's averages coordinates unless ``flip_predict`` is given.
     """
-    predict, input_size, flip_predict = _predictor(model_or_predict, input_size, dataset, flip_predict)
+    predict, input_size, flip_predict = _predictor(model_or_predict, input_size, dataset, flip_predict, flip)
     if limit is not None:
         dataset = dataset[:limit]
     pred = predict_dataset(predict, dataset, input_size, padding, batch_size, flip, flip_predict=flip_predict)
     out = score_predictions(pred["keypoints"], dataset, alpha)
     out.update(keypoints=pred["keypoints"], scores=pred["scores"], seconds=pred["seconds"], count=len(dataset))
     return out
-
-
-def machine_description() -> str:
-    """The CPU model and core count, for latency figures (they differ between machines)."""
-    import os
-    import platform
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} CPU cores"
 
 
 def measure_latency(predict: Callable, input_size: int | None = None, runs: int = 30, warmup: int = 3,
@@ -211,7 +200,7 @@ def evaluation_report(model_or_predict, dataset: PoseDataset, padding: float = 1
     The flip test is as in :func:`evaluate_model`. Returns a JSON-friendly dict; :func:`report_markdown`
     renders it.
     """
-    predict, size, flip_predict = _predictor(model_or_predict, input_size, dataset, flip_predict)
+    predict, size, flip_predict = _predictor(model_or_predict, input_size, dataset, flip_predict, flip)
     if limit is not None:
         dataset = dataset[:limit]
     pred = predict_dataset(predict, dataset, size, padding, flip="both" if flip else False,

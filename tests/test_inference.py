@@ -10,6 +10,16 @@ from keras_pose.models.registry import build_model
 from keras_pose.skeletons import LSP14
 
 
+def _synthetic_dataset(tmp_path, n):
+    """test_data's synthetic LSP-like dataset (images on disk, annotations)."""
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from test_data import _synthetic_dataset as make
+
+    return make(tmp_path, n=n)
+
+
 def _fake_predict(points):
     """A predictor that always answers ``points`` (input-crop pixels) with score 1."""
 
@@ -84,11 +94,6 @@ def test_bad_inputs_have_clear_errors(tmp_path):
 
 
 def test_multiscale_and_evaluate_model_with_a_predictor(tmp_path):
-    import sys
-
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-    from test_data import _synthetic_dataset
-
     pts = np.full((14, 2), 31.5, np.float32)
     pose = PosePredictor(_fake_predict(pts), 64, LSP14)
     res = pose(np.zeros((64, 64, 3), np.uint8), scales=(0.8, 1.0, 1.25))
@@ -101,11 +106,6 @@ def test_multiscale_and_evaluate_model_with_a_predictor(tmp_path):
 def test_evaluation_report_scores_both_crops_in_one_pass(tmp_path):
     """evaluation_report predicts each crop and its mirror once and scores single crop and flip test from
     them; the figures equal two separate evaluate_model runs."""
-    import sys
-
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-    from test_data import _synthetic_dataset
-
     from keras_pose.evaluation import evaluation_report
 
     ds = _synthetic_dataset(tmp_path, n=5)
@@ -160,11 +160,6 @@ def test_heatmap_flip_test_averages_the_maps_before_decoding(name):
 
 
 def test_evaluate_model_uses_the_heatmap_flip_test_of_a_keras_model(tmp_path):
-    import sys
-
-    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
-    from test_data import _synthetic_dataset
-
     from keras_pose.evaluation import evaluation_report, heatmap_flip_predictor, predict_dataset
 
     ds = _synthetic_dataset(tmp_path, n=3)

@@ -23,7 +23,8 @@ def main(argv=None) -> int:
     parser.add_argument("--val-every", type=int, default=10, help="the runs' val_every")
     args = parser.parse_args(argv)
 
-    from keras_pose.evaluation import evaluate_model, heatmap_flip_predictor, keras_predictor, model_input_size
+    from keras_pose.evaluation import (evaluate_model, evaluation_report, heatmap_flip_predictor, keras_predictor,
+                                       model_input_size)
     from keras_pose.training.loop import load_datasets, split_holdout
     from keras_pose.zoo import build_from_dict, resolve
 
@@ -35,10 +36,12 @@ def main(argv=None) -> int:
         model = build_from_dict(config)
         model.load_weights(weights)
         size = model_input_size(model)
-        plain = evaluate_model(model, val)["pck"]
-        coords = evaluate_model(keras_predictor(model), val, input_size=size, flip=True)["pck"]
+        predict = keras_predictor(model)
+        report = evaluation_report(predict, val, input_size=size, latency=False)  # single crop + coordinates
         maps = heatmap_flip_predictor(model, val.skeleton.flip_permutation)
-        heat = f"{evaluate_model(model, val, flip=True)['pck']:.1f}" if maps else "n/a"
+        heat = (f"{evaluate_model(predict, val, input_size=size, flip=True, flip_predict=maps)['pck']:.1f}"
+                if maps else "n/a")
+        plain, coords = report["pck"], report["pck_flip"]
         print(f"| `{spec}` | {plain:.1f} | {coords:.1f} | {heat} |", flush=True)
     return 0
 

@@ -18,6 +18,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from keras_pose.machine import machine_description
+
 
 def _latency(predict: Callable, crop: np.ndarray, runs: int, warmup: int = 3) -> dict:
     from keras_pose.evaluation import measure_latency
@@ -87,16 +89,10 @@ def benchmark_export(spec: str | os.PathLike, data_root=None, limit: int = 200, 
                 rows.append({"runtime": f"tflite {q}", "threads": n, "bytes": path.stat().st_size,
                              **_latency(runner, crop, runs), "pck": score})
         return {"model": str(spec), "input_size": s, "limit": len(test), "runs": runs, "rows": rows,
-                "manifest": manifest, "machine": _machine()}
+                "manifest": manifest, "machine": machine_description()}
     finally:
         if tmp is not None:
             tmp.cleanup()
-
-
-def _machine() -> str:
-    from keras_pose.evaluation import machine_description
-
-    return machine_description()
 
 
 def _first_crop(dataset, input_size, padding):

@@ -30,6 +30,7 @@ import tensorflow as tf
 from keras_pose.data import TrainPipeline, read_lsp, read_lspet
 from keras_pose.data.records import PoseDataset
 from keras_pose.evaluation import evaluate_model
+from keras_pose.machine import native_bfloat16
 from keras_pose.models.registry import build_model, config_from_dict, get_config
 from keras_pose.training.config import TrainConfig
 from keras_pose.training.objectives import make_objective
@@ -59,26 +60,6 @@ def make_optimizer(spec: dict) -> keras.optimizers.Optimizer:
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; known: {sorted(OPTIMIZERS)}")
     return OPTIMIZERS[name](**spec)
-
-
-def native_bfloat16(cpuinfo: str | None = None) -> bool | None:
-    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX-BF16); None when unknown.
-
-    Without it TensorFlow emulates bfloat16 and a ``mixed_bfloat16`` step is far slower than float32
-    (deeppose_small: 2.7 img/s against 32 in float32 on an AVX2-only 2-core EPYC).
-    """
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return None
-    flags = set()
-    for line in cpuinfo.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.split(":", 1)[1].split())
-    if not flags:
-        return None
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def learning_rate_at(schedule: dict, base_lr: float, epoch_float: float, total_epochs: int, plateau_factor=1.0):
