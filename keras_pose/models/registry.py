@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping
 
 import keras
 
-from keras_pose.models.common import ModelConfig
+from keras_pose.models.common import ModelConfig, attach_config
 from keras_pose.models.cpm import CPMConfig, build_cpm
 from keras_pose.models.deeppose import DeepPoseConfig, build_deeppose
 from keras_pose.models.part_heatmap import PartHeatmapConfig, build_part_heatmap
@@ -135,6 +135,12 @@ _ARCHITECTURES = (
         SoftArgmaxConfig(num_joints=14, input_size=(128, 128), num_blocks=3, width=0.5),
         "Soft-argmax regression with context, 3 blocks at 128x128, half width"),
     Architecture(
+        "softargmax_lite0",
+        SoftArgmaxConfig(num_joints=14, input_size=(160, 160), num_blocks=2, block_filters=128,
+                         backbone="efficientnet_lite0", backbone_weights="imagenet"),
+        "Soft-argmax regression with context on an ImageNet EfficientNet-Lite0 trunk (strides 8-32 merged "
+        "to stride 8, 128 channels), 2 blocks at 160x160"),
+    Architecture(
         "softargmax_tiny",
         SoftArgmaxConfig(num_joints=14, input_size=(64, 64), num_blocks=2, width=0.25, block_kernel=3),
         "Soft-argmax regression with context, 2 blocks at 64x64, 1/4 width, 3x3 kernels (tests)"),
@@ -183,11 +189,15 @@ def config_from_dict(d: Mapping[str, Any]) -> ModelConfig:
     return FAMILIES[family][0].from_dict(d)
 
 
-def build_model(name_or_config: str | ModelConfig | Mapping[str, Any], name: str | None = None) -> keras.Model:
+def build_model(name_or_config: str | ModelConfig | Mapping[str, Any], name: str | None = None,
+                pretrained: bool = True) -> keras.Model:
     """Build a model from a preset name, a config, or a config dict.
 
     The model's name is the preset name (or the family); its config is
-    attached as ``model.pose_config``.
+    attached as ``model.pose_config``. ``pretrained=False`` builds a trunk
+    config's trunk without its ImageNet weights (for models whose own weights
+    are loaded next, such as zoo presets: they never need the ImageNet
+    package); the attached config still names ``backbone_weights``.
     """
     if isinstance(name_or_config, str):
         config = get_config(name_or_config)
@@ -199,6 +209,9 @@ def build_model(name_or_config: str | ModelConfig | Mapping[str, Any], name: str
     else:
         raise TypeError(f"build_model: expected a preset name, a ModelConfig or a dict, got {type(name_or_config).__name__}")
     builder = FAMILIES[config.family][1]
+    if not pretrained and getattr(config, "backbone_weights", None) is not None:
+        model = builder(config.replace(backbone_weights=None), name=name or config.family)
+        return attach_config(model, config)
     return builder(config, name=name or config.family)
 
 
@@ -229,7 +242,7 @@ def summarize(name: str) -> dict[str, Any]:
     from keras_pose.flops import count_flops
 
     arch = get_architecture(name)
-    model = build_model(name)
+    model = build_model(name, pretrained=False)
     strides = output_strides(model)
     row = {
         "name": name,

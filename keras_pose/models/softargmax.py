@@ -41,6 +41,7 @@ from typing import ClassVar
 import keras
 
 from keras_pose.layers import ContextAggregation, JointProbability, SpatialSoftArgmax
+from keras_pose.models.backbones import check_backbone, top_down_merge, trunk_features
 from keras_pose.models.common import (ChannelSlice, InputNormalization, ModelConfig, NormalizedToPixels,
                                       attach_config, check_choice, name_outputs)
 
@@ -62,6 +63,12 @@ class SoftArgmaxConfig(ModelConfig):
         block_kernel: separable kernel size inside the blocks (5).
         block_filters: block channel count C (576; the hourglass runs at C/2).
         ramp: soft-argmax ramp, ``"linspace"`` | ``"paper"`` | ``"center"``.
+        backbone: ``"paper"`` (the Inception-v4-like stem) or a pretrained
+            trunk of :mod:`keras_pose.models.backbones`, whose stride 8, 16
+            and 32 features are merged top-down to stride 8 with
+            ``block_filters`` channels (replacing the stem; the prediction
+            blocks stay). ``width`` then scales only the stem, not the blocks.
+        backbone_weights: None or ``"imagenet"`` (trunks only).
     """
 
     family: ClassVar[str] = "softargmax"
@@ -75,10 +82,13 @@ class SoftArgmaxConfig(ModelConfig):
     block_kernel: int = 5
     block_filters: int = 576
     ramp: str = "linspace"
+    backbone: str = "paper"
+    backbone_weights: str | None = None
 
     def __post_init__(self):
         super().__post_init__()
         check_choice("SoftArgmaxConfig", "ramp", self.ramp, RAMPS)
+        check_backbone("SoftArgmaxConfig", self.backbone, self.backbone_weights)
         h, w = self.input_size
         if h % 32 or w % 32:
             raise ValueError(f"SoftArgmaxConfig.input_size: expected multiples of 32, got {self.input_size}")
@@ -200,8 +210,11 @@ def build_softargmax(config: SoftArgmaxConfig | None = None, name: str = "softar
     h, w = cfg.input_size
     n, nc = cfg.num_joints, cfg.num_context
     images = keras.Input((h, w, 3), name="images", dtype="float32")
-    x = InputNormalization(offset=127.5, scale=1.0 / 127.5, name="unit_range")(images)
-    x = _stem(x, cfg)
+    if cfg.backbone == "paper":
+        x = InputNormalization(offset=127.5, scale=1.0 / 127.5, name="unit_range")(images)
+        x = _stem(x, cfg)
+    else:
+        x = top_down_merge(trunk_features(images, cfg.backbone, cfg.backbone_weights), cfg.block_filters)
 
     outputs = {}
     for k in range(1, cfg.num_blocks + 1):

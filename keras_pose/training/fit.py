@@ -116,7 +116,7 @@ def with_num_joints(model: keras.Model, num_joints: int) -> tuple[keras.Model, l
     """
     cfg = model_config(model)
     cfg["num_joints"] = int(num_joints)
-    new = build_model(config_from_dict(cfg))
+    new = build_model(config_from_dict(cfg), pretrained=False)
     skipped = transfer_weights(model, new)
     return new, skipped
 

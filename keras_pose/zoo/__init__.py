@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
+
+from keras_pose.files import sha256  # noqa: F401  (zoo.sha256 is used by the cascade code)
 
 ENV_VAR = "KERAS_POSE_ZOO"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -108,15 +109,6 @@ def list() -> builtins.list[dict]:  # noqa: A001 - the public API is keras_pose.
     return rows
 
 
-def sha256(path) -> str:
-    """Hex SHA-256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def verify(preset: Preset) -> None:
     """Check the weights file against its recorded SHA-256; raise a clear error if it differs."""
     path = preset.weights_path
@@ -129,10 +121,11 @@ def verify(preset: Preset) -> None:
 
 
 def build_from_dict(model_config: dict):
-    """Build an (untrained) model from a stored model config dict."""
+    """Build an (untrained) model from a stored model config dict (trunks without their ImageNet weights:
+    the stored weights loaded next hold them)."""
     from keras_pose.models.registry import build_model, config_from_dict
 
-    return build_model(config_from_dict(model_config))
+    return build_model(config_from_dict(model_config), pretrained=False)
 
 
 def load(name_or_path: str | os.PathLike, cascade: bool = False):

