@@ -290,3 +290,18 @@ def test_trunk_config_checks_and_pretrained_false(monkeypatch):
     cfg = _softargmax_on_trunk(backbone_weights="imagenet")
     model = build_model(cfg, pretrained=False)  # what zoo.load does before loading a preset's own weights
     assert model_config(model) == cfg.to_dict()
+
+
+def test_committed_run_configs_parse():
+    from pathlib import Path
+
+    from keras_pose.models import get_config
+    from keras_pose.training.config import TrainConfig
+
+    paths = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.json"))
+    assert paths
+    for path in paths:
+        cfg = TrainConfig.load(path)
+        model_cfg = get_config(cfg.model) if isinstance(cfg.model, str) else None
+        size = model_cfg.input_size[0] if model_cfg is not None else cfg.model["input_size"][0]
+        assert cfg.pipeline_config(size).augment is not None, path
