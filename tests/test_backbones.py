@@ -263,7 +263,8 @@ def test_softargmax_on_a_trunk_freezes_and_unfreezes_with_bn_in_inference_mode()
     trunk_weights = len(trunk.trainable_weights)
     trunk.trainable = False
     assert len(model.trainable_weights) == all_trainable - trunk_weights
-    assert not any(w.path.startswith("backbone/") for w in model.trainable_weights)
+    trunk_ids = {id(w) for w in trunk.weights}
+    assert trunk_ids and not any(id(w) in trunk_ids for w in model.trainable_weights)
     bn = trunk.get_layer("stem_bn")
     before = [np.array(v) for v in bn.non_trainable_weights]
     model(np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32), training=True)
@@ -275,6 +276,8 @@ def test_softargmax_on_a_trunk_freezes_and_unfreezes_with_bn_in_inference_mode()
 
 
 def test_trunk_config_checks_and_pretrained_false(monkeypatch):
+    import keras
+
     from keras_pose.models import build_model, model_config
     from keras_pose.models.softargmax import SoftArgmaxConfig
 
@@ -290,6 +293,36 @@ def test_trunk_config_checks_and_pretrained_false(monkeypatch):
     cfg = _softargmax_on_trunk(backbone_weights="imagenet")
     model = build_model(cfg, pretrained=False)  # what zoo.load does before loading a preset's own weights
     assert model_config(model) == cfg.to_dict()
+    # ... and the trunk's BN layers are frozen as in training, so fine-tuning or resuming a preset
+    # trains the same variables
+    assert not any(l.trainable for l in model.get_layer("backbone").layers
+                   if isinstance(l, keras.layers.BatchNormalization))
+
+
+def test_pretrained_trunk_bn_is_frozen_by_default_and_the_convs_train(monkeypatch):
+    import keras
+
+    from keras_pose.models import build_model
+
+    monkeypatch.setattr(B, "load_imagenet_weights", lambda model, name: None)  # no package needed here
+    trunk_bn = lambda m: [l for l in m.get_layer("backbone").layers if isinstance(l, keras.layers.BatchNormalization)]
+    model = build_model(_softargmax_on_trunk(backbone_weights="imagenet"))
+    bns = trunk_bn(model)
+    assert bns and not any(l.trainable for l in bns)
+    trunk_ids = {id(w) for w in model.get_layer("backbone").weights}
+    trained = [w.path for w in model.trainable_weights if id(w) in trunk_ids]
+    assert "stem_conv/kernel" in trained and "block0_dwconv/kernel" in trained
+    assert not any("gamma" in p or "beta" in p for p in trained)
+    # the head's own BN layers still train
+    assert any("neck" in w.path and "gamma" in w.path for w in model.trainable_weights)
+    before = [np.array(v) for v in bns[0].non_trainable_weights]
+    model(np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32), training=True)
+    for a, b in zip(before, bns[0].non_trainable_weights):
+        np.testing.assert_array_equal(a, np.array(b))
+    # opting out, and a trunk without pretrained statistics, train their BN layers
+    assert all(l.trainable for l in trunk_bn(build_model(_softargmax_on_trunk(backbone_weights="imagenet",
+                                                                              freeze_backbone_bn=False))))
+    assert all(l.trainable for l in trunk_bn(build_model(_softargmax_on_trunk())))
 
 
 def test_committed_run_configs_parse():

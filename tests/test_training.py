@@ -139,7 +139,10 @@ def test_tiny_model_overfits_eight_images(name, tmp_path):
     assert after >= before + 40.0 and after >= 50.0, (before, after)
 
 
-def test_resume_continues_at_same_step_with_same_optimizer_state(tmp_path):
+def test_resume_continues_at_same_step_with_same_optimizer_state(tmp_path, monkeypatch):
+    import keras_pose.training.loop as loop
+
+    monkeypatch.setattr(loop, "SHARD_BYTES", 4096)  # the optimizer state in several files, read back in order
     ds = _stick_figures(tmp_path, n=8)
     cfg = _config("cpm_tiny", epochs=3, pipeline={})  # with augmentation: resume must replay it exactly
     straight = Trainer(cfg, tmp_path / "a", train_set=ds)
@@ -147,6 +150,8 @@ def test_resume_continues_at_same_step_with_same_optimizer_state(tmp_path):
     first = Trainer(cfg, tmp_path / "b", train_set=ds)
     first.run(verbose=0, max_steps=3)  # stops mid-epoch 2 (2 steps per epoch)
     assert first.state["step"] == 3
+    shards = sorted(p.name for p in (tmp_path / "b" / "checkpoint").glob("optimizer*.npz"))
+    assert len(shards) > 2 and shards[0] == "optimizer-00.npz", shards
     resumed = Trainer(cfg, tmp_path / "b", train_set=ds)
     assert resumed.restore_checkpoint() and resumed.state["step"] == 3
     for v, w in zip(resumed.optimizer.variables, first.optimizer.variables):
@@ -155,6 +160,15 @@ def test_resume_continues_at_same_step_with_same_optimizer_state(tmp_path):
     assert resumed.state["step"] == straight.state["step"] == 6
     for v, w in zip(resumed.model.weights, straight.model.weights):
         np.testing.assert_allclose(v.numpy(), w.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_optimizer_shards_keep_order_and_size():
+    from keras_pose.training.loop import _shards
+
+    arrays = [np.zeros(n, np.float32) for n in (10, 300, 5, 5, 1000, 1)]
+    groups = list(_shards(arrays, 1250))  # bytes: 40, 1200, 20, 20, 4000 (over the limit: alone), 4
+    assert [[a.size for a in g] for g in groups] == [[10, 300], [5, 5], [1000], [1]]
+    assert [a is b for a, b in zip([a for g in groups for a in g], arrays)] == [True] * len(arrays)
 
 
 def test_init_weights_start_from_a_run(tmp_path):

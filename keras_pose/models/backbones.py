@@ -209,14 +209,36 @@ def check_backbone(owner: str, backbone: str, weights, own: str = "paper"):
         raise ValueError(f"{owner}.backbone_weights: the paper's own stem has no pretrained weights, got {weights!r}")
 
 
-def trunk_features(images, backbone: str, weights=None, name: str = "backbone") -> dict:
+def freeze_batchnorm(model: keras.Model) -> int:
+    """Set every BatchNormalization layer of the (flat) trunk ``model`` non-trainable; return how many.
+
+    A non-trainable BN layer runs in inference mode (Keras' transfer-learning
+    convention): it keeps its pretrained statistics and scale/offset while the
+    convolutions train. On a 2-core CPU this also nearly doubles the trunk's
+    training speed (``tools/benchmark_training.py``, docs/benchmarks.md).
+    Setting the trunk ``trainable = True`` again unfreezes them too.
+    """
+    layers = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    for layer in layers:
+        layer.trainable = False
+    return len(layers)
+
+
+def trunk_features(images, backbone: str, weights=None, name: str = "backbone", load_weights: bool = True,
+                   freeze_bn: bool = False) -> dict:
     """Normalise ``images`` (float32 RGB in [0, 255]) and run a trunk on them: its level dict.
 
     The trunk is one nested layer named ``name`` so that ``model.get_layer(name).trainable = False``
     freezes it (its BN layers then run in inference mode, Keras' transfer-learning convention).
+    ``load_weights=False`` builds it without its ``weights`` (a model whose own weights are loaded
+    next); ``freeze_bn`` freezes its BN layers (:func:`freeze_batchnorm`) when ``weights`` names
+    pretrained statistics to keep.
     """
     x = InputNormalization(offset=INPUT_OFFSET, scale=INPUT_SCALE, name="trunk_input")(images)
-    trunk = build_backbone(backbone, tuple(images.shape[1:]), weights=weights, model_name=name)
+    trunk = build_backbone(backbone, tuple(images.shape[1:]), weights=weights if load_weights else None,
+                           model_name=name)
+    if freeze_bn and weights is not None:
+        freeze_batchnorm(trunk)
     return trunk(x)
 
 

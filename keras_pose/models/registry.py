@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping
 
 import keras
 
-from keras_pose.models.common import ModelConfig, attach_config
+from keras_pose.models.common import ModelConfig
 from keras_pose.models.cpm import CPMConfig, build_cpm
 from keras_pose.models.deeppose import DeepPoseConfig, build_deeppose
 from keras_pose.models.part_heatmap import PartHeatmapConfig, build_part_heatmap
@@ -210,8 +210,7 @@ def build_model(name_or_config: str | ModelConfig | Mapping[str, Any], name: str
         raise TypeError(f"build_model: expected a preset name, a ModelConfig or a dict, got {type(name_or_config).__name__}")
     builder = FAMILIES[config.family][1]
     if not pretrained and getattr(config, "backbone_weights", None) is not None:
-        model = builder(config.replace(backbone_weights=None), name=name or config.family)
-        return attach_config(model, config)
+        return builder(config, name=name or config.family, pretrained=False)
     return builder(config, name=name or config.family)
 
 

@@ -127,6 +127,24 @@ def split_holdout(dataset: PoseDataset, every: int, prefix: str = "lsp/"):
     return dataset.subset(train, dataset.name + "-holdout"), dataset.subset(sorted(val), "validation")
 
 
+
+SHARD_BYTES = 20 * 2**20
+
+
+def _shards(arrays, limit: int):
+    """Split ``arrays`` (in order) into groups of at most ``limit`` bytes each (an array larger than
+    ``limit`` is a group of its own), so that every checkpoint file of a run stays small enough to
+    commit (the optimizer state of a 3 M-parameter model under Adam is 26 MB)."""
+    group, size = [], 0
+    for a in arrays:
+        if group and size + a.nbytes > limit:
+            yield group
+            group, size = [], 0
+        group.append(a)
+        size += a.nbytes
+    if group:
+        yield group
+
 class Trainer:
     """Train one model with one config; resumable.
 
@@ -250,7 +268,8 @@ class Trainer:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
         self.model.save_weights(tmp / "model.weights.h5")
-        np.savez(tmp / "optimizer.npz", *[np.asarray(v.numpy()) for v in self.optimizer.variables])
+        for i, shard in enumerate(_shards([np.asarray(v.numpy()) for v in self.optimizer.variables], SHARD_BYTES)):
+            np.savez(tmp / f"optimizer-{i:02d}.npz", *shard)
         (tmp / "state.json").write_text(json.dumps(self.state, indent=1))
         shutil.rmtree(self.ckpt_dir, ignore_errors=True)
         tmp.rename(self.ckpt_dir)
@@ -260,8 +279,10 @@ class Trainer:
         if not (self.ckpt_dir / "state.json").is_file():
             return False
         self.model.load_weights(self.ckpt_dir / "model.weights.h5")
-        saved = np.load(self.ckpt_dir / "optimizer.npz")
-        values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+        values = []
+        for path in sorted(self.ckpt_dir.glob("optimizer*.npz")):  # optimizer-NN.npz (or an older optimizer.npz)
+            saved = np.load(path)
+            values += [saved[f"arr_{i}"] for i in range(len(saved.files))]
         if len(values) != len(self.optimizer.variables):
             raise ValueError(f"checkpoint {self.ckpt_dir}: {len(values)} optimizer variables, the optimizer has "
                              f"{len(self.optimizer.variables)} (a different model or optimizer?)")
