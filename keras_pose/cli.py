@@ -106,7 +106,8 @@ def _train(p):
               f"weights in {args.out}")
         return 0
 
-    p.add_argument("--config", required=True, help="training config JSON (e.g. zoo/cpm_lsp/train.json)")
+    p.add_argument("--config", required=True,
+                   help="training config JSON (e.g. keras_pose/zoo/presets/cpm_lsp/train.json)")
     p.add_argument("--data", default=None, help="data root holding lsp/, lspet/ (default: see `keras-pose info`)")
     p.add_argument("--out", required=True, help="run directory (checkpoints, logs, weights)")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
@@ -121,30 +122,45 @@ def _train(p):
     return run
 
 
+SPLITS = ("lsp_test", "lsp_val", "lsp_train")
+
+
 def _load_dataset(name, root):
+    """lsp_test (final evaluation only), lsp_val (the training runs' validation holdout: every 10th LSP
+    train image, for choosing options) or lsp_train."""
     from keras_pose.data import read_lsp
 
-    splits = {"lsp_test": "test", "lsp_train": "train"}
-    if name not in splits:
-        raise ValueError(f"--split must be one of {sorted(splits)}, got {name!r}")
-    return read_lsp(root, splits[name])
+    if name not in SPLITS:
+        raise ValueError(f"--split must be one of {list(SPLITS)}, got {name!r}")
+    if name == "lsp_val":
+        from keras_pose.training.config import TrainConfig
+        from keras_pose.training.loop import split_holdout
+
+        return split_holdout(read_lsp(root, "train"), TrainConfig.val_every)[1]
+    return read_lsp(root, {"lsp_test": "test", "lsp_train": "train"}[name])
 
 
-@command("evaluate", "PCK@0.2 per joint group (with and without flip test) and CPU latency of a model")
+@command("evaluate", "PCK@0.2 per joint group (with and without flip test), score quality and CPU latency of a model")
 def _evaluate(p):
     def run(args):
         import json
         from pathlib import Path
 
         from keras_pose import evaluation, zoo
-        from keras_pose.inference import load_predictor
+        from keras_pose.inference import load_predictor, predictor_report
 
+        if args.refine < 0:
+            raise ValueError(f"--refine must be >= 0, got {args.refine}")
         predictor = load_predictor(args.model)
         dataset = _load_dataset(args.split, args.data)
-        report = evaluation.evaluation_report(predictor.predict, dataset, padding=predictor.padding,
-                                              input_size=predictor.input_size, limit=args.limit,
-                                              flip=not args.no_flip, name=predictor.name,
-                                              flip_predict=predictor.flip_predict)
+        if args.crop == "person" and not args.refine:  # the papers' protocol, batched
+            report = evaluation.evaluation_report(predictor.predict, dataset, padding=predictor.padding,
+                                                  input_size=predictor.input_size, limit=args.limit,
+                                                  flip=not args.no_flip, name=predictor.name,
+                                                  flip_predict=predictor.flip_predict)
+        else:  # each image as `keras-pose predict` runs it
+            report = predictor_report(predictor, dataset, crop=args.crop, refine=args.refine, flip=not args.no_flip,
+                                      threshold=args.threshold, limit=args.limit)
         report["command"] = "keras-pose " + " ".join(args.argv)
         md = evaluation.report_markdown(report)
         print(md)
@@ -152,20 +168,44 @@ def _evaluate(p):
                                                  else None)
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
-            stem = "metrics" if args.limit is None and args.split == "lsp_test" else f"metrics_{args.split}_{args.limit}"
+            stem = metrics_stem(args.split, args.limit, args.crop, args.refine)
             (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
             (out / f"{stem}.md").write_text(md)
             print(f"wrote {out / (stem + '.json')} and {out / (stem + '.md')}")
         return 0
 
+    from keras_pose.inference import CROPS, DEFAULT_SCORE_THRESHOLD
+
     p.add_argument("--model", required=True,
                    help="zoo name (see `keras-pose zoo`), a preset or run folder, a SavedModel folder or a .tflite file")
     p.add_argument("--data", default=None, help="data root holding lsp/")
-    p.add_argument("--split", default="lsp_test", help="lsp_test (default; final evaluation only) or lsp_train")
+    p.add_argument("--split", default="lsp_test", choices=SPLITS,
+                   help="lsp_test (default; final evaluation only), lsp_val (the training runs' validation "
+                        "holdout, for choosing options such as --refine) or lsp_train")
     p.add_argument("--limit", type=int, default=None, help="only the first N images")
     p.add_argument("--no-flip", action="store_true", help="skip the flip-test evaluation")
+    p.add_argument("--crop", choices=CROPS, default="person",
+                   help="person (default, the papers' protocol): a crop centred on the annotated person; "
+                        "image: the whole image, as `keras-pose predict` crops a photo without --box")
+    p.add_argument("--refine", type=int, default=0,
+                   help="re-crop N times around the confident keypoints (as `keras-pose predict --refine N`)")
+    p.add_argument("--threshold", type=float, default=DEFAULT_SCORE_THRESHOLD,
+                   help=f"score a keypoint needs to count for --refine (default {DEFAULT_SCORE_THRESHOLD})")
     p.add_argument("--out", default=None, help="folder for metrics.json / metrics.md (default: the zoo preset's)")
     return run
+
+
+def metrics_stem(split: str, limit, crop: str = "person", refine: int = 0) -> str:
+    """``metrics`` for the full LSP test split with the papers' crop, else e.g. ``metrics_image_refine1``,
+    ``metrics_lsp_train_100``."""
+    parts = ["metrics"]
+    if split != "lsp_test" or limit is not None:
+        parts += [split] + ([str(limit)] if limit is not None else [])
+    if crop != "person":
+        parts.append(crop)
+    if refine:
+        parts.append(f"refine{refine}")
+    return "_".join(parts)
 
 
 @command("zoo", "list the zoo's trained models with their measured accuracy")
@@ -203,7 +243,7 @@ def _zoo_add(p):
     return run
 
 
-@command("zoo-card", "regenerate model cards (zoo/<name>/README.md) and docs/zoo.md from the committed files")
+@command("zoo-card", "regenerate model cards (<preset folder>/README.md) and docs/zoo.md from the committed files")
 def _zoo_card(p):
     def run(args):
         from pathlib import Path
@@ -211,17 +251,19 @@ def _zoo_card(p):
         from keras_pose import zoo
         from keras_pose.zoo import cards
 
+        out = Path(args.table) if args.table else cards.default_table_path()  # outside a checkout: an error
         names = sorted(zoo.presets()) if args.all or not args.names else args.names
         for n in names:
             print(f"wrote {cards.write_card(n)}")
-        out = Path(args.table) if args.table else zoo.PROJECT_ROOT / "docs" / "zoo.md"
-        out.write_text(cards.zoo_table())
+        out.write_text(cards.zoo_table(out.parent))
         print(f"wrote {out}")
         return 0
 
     p.add_argument("names", nargs="*", help="presets (default: all)")
     p.add_argument("--all", action="store_true", help="every preset")
-    p.add_argument("--table", default=None, help="where to write the zoo table (default docs/zoo.md)")
+    p.add_argument("--table", default=None,
+                   help="where to write the zoo table (default: docs/zoo.md of the source checkout; "
+                        "required when keras_pose is installed from a wheel)")
     return run
 
 

@@ -54,17 +54,20 @@ def _unique_stem(path: Path, used: set) -> str:
     return name
 
 
-def predict_images(predictor, images, out_dir, box=None, flip=False, scales=(1.0,), log=print,
-                   err=lambda s: print(s, file=sys.stderr)) -> list:
-    """Predict each image, write ``<stem>.png`` (skeleton drawn, scores shown) and ``<stem>.json``.
+def predict_images(predictor, images, out_dir, box=None, flip=False, scales=(1.0,), refine=0, threshold=None,
+                   log=print, err=lambda s: print(s, file=sys.stderr)) -> list:
+    """Predict each image, write ``<stem>.png`` (the skeleton of the joints scoring at least ``threshold``
+    drawn, with their scores) and ``<stem>.json`` (every joint with its score).
 
     An unreadable input is reported through ``err`` (naming it) and skipped.
     Returns the list of inputs that failed.
     """
     import cv2
 
+    from keras_pose.inference import DEFAULT_SCORE_THRESHOLD
     from keras_pose.viz.skeleton import draw_skeleton
 
+    threshold = DEFAULT_SCORE_THRESHOLD if threshold is None else threshold
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     failed, used = [], set()
@@ -74,14 +77,14 @@ def predict_images(predictor, images, out_dir, box=None, flip=False, scales=(1.0
             if path.is_dir():
                 raise ValueError("is a folder, not an image file")
             rgb = predictor.load_image(path)
-            result = predictor(rgb, box=box, flip=flip, scales=scales)
+            result = predictor(rgb, box=box, flip=flip, scales=scales, refine=refine, threshold=threshold)
         except (FileNotFoundError, ValueError, OSError) as e:
             msg = str(e)
             err(f"keras-pose predict: error: {msg if str(path) in msg else f'{path}: {msg}'}")
             failed.append(str(path))
             continue
         stem = _unique_stem(path, used)
-        drawn = draw_skeleton(rgb, result.keypoints, predictor.skeleton, result.scores)
+        drawn = draw_skeleton(rgb, result.keypoints, predictor.skeleton, result.scores, threshold=threshold)
         x1, y1, x2, y2 = (int(round(v)) for v in result.box)
         cv2.rectangle(drawn, (x1, y1), (x2, y2), (255, 255, 255), 1)
         png, js = out_dir / f"{stem}.png", out_dir / f"{stem}.json"
@@ -89,15 +92,18 @@ def predict_images(predictor, images, out_dir, box=None, flip=False, scales=(1.0
             err(f"keras-pose predict: error: {path}: cannot write {png}")
             failed.append(str(path))
             continue
-        record = {"image": str(path), "model": predictor.name, **result.to_dict(), "flip": bool(flip),
+        record = {"image": str(path), "model": predictor.name, **result.to_dict(threshold), "flip": bool(flip),
                   "scales": [float(s) for s in scales]}
         js.write_text(json.dumps(record, indent=2) + "\n")
-        log(f"{path}: wrote {png} and {js} (mean joint score {float(result.scores.mean()):.2f})")
+        shown = int(result.confident(threshold).sum())
+        log(f"{path}: wrote {png} and {js} ({shown} of {len(result.scores)} joints score >= {threshold:g} and are drawn)")
     return failed
 
 
 @command("predict", "keypoints for images: writes <stem>.png (skeleton drawn) and <stem>.json per image")
 def _predict(p):
+    from keras_pose.inference import DEFAULT_SCORE_THRESHOLD
+
     def run(args):
         from keras_pose.inference import load_predictor
 
@@ -114,7 +120,10 @@ def _predict(p):
             predictor = load_predictor(args.model)
         except KeyError as e:  # unknown zoo name: the message lists the valid names
             raise ValueError(e.args[0] if e.args else str(e)) from None
-        failed = predict_images(predictor, images, args.out, box=args.box, flip=args.flip, scales=args.scales)
+        if args.refine < 0:
+            raise ValueError(f"--refine must be >= 0, got {args.refine}")
+        failed = predict_images(predictor, images, args.out, box=args.box, flip=args.flip, scales=args.scales,
+                                refine=args.refine, threshold=args.threshold)
         if failed:
             print(f"keras-pose predict: {len(failed)} of {len(images)} inputs failed: {', '.join(failed)}",
                   file=sys.stderr)
@@ -130,4 +139,8 @@ def _predict(p):
                    help="the person's box, for every image (default: the whole image is the person crop)")
     p.add_argument("--flip", action="store_true", help="average with the mirrored image's prediction")
     p.add_argument("--scales", type=float, nargs="+", default=[1.0], help="crop scales to average (e.g. 0.8 1 1.2)")
+    p.add_argument("--refine", type=int, default=0,
+                   help="re-crop N times around the confident keypoints (a crop the model finds itself)")
+    p.add_argument("--threshold", type=float, default=DEFAULT_SCORE_THRESHOLD,
+                   help=f"joints scoring below it are not drawn (the JSON keeps them; default {DEFAULT_SCORE_THRESHOLD})")
     return run

@@ -5,6 +5,8 @@ Usage:
         --kind stages|saliency|smoothgrad|gradcam|gradcam++|skeleton --out figures/cpm_stages.png
     keras-pose visualize --kind pck --models cpm_lsp softargmax_lsp --data ../shared/data \\
         --out docs/pck_curves.png [--limit N] [--table docs/pck_vs_papers.md]
+    keras-pose visualize --kind reliability --models cpm_lsp softargmax_lsp [--report metrics_image] \\
+        --out docs/reliability.png
 
 ``--model`` is a zoo name or a preset / run folder (:func:`keras_pose.zoo.load`).
 The image is cropped as :class:`keras_pose.inference.PosePredictor` does: the
@@ -16,9 +18,11 @@ into ``docs/``.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from keras_pose.cli import command
 
-KINDS = ("skeleton", "stages", "saliency", "smoothgrad", "gradcam", "gradcam++", "pck")
+KINDS = ("skeleton", "stages", "saliency", "smoothgrad", "gradcam", "gradcam++", "pck", "reliability")
 
 
 def _joint(value):
@@ -27,6 +31,28 @@ def _joint(value):
 
         return DEFAULT_JOINT
     return int(value) if value.lstrip("-").isdigit() else value
+
+
+def _confidence(model: str, report: str) -> dict:
+    """The ``confidence`` part of an evaluation report: a report .json file, or ``<report>.json`` in a zoo
+    preset / preset folder."""
+    import json
+
+    from keras_pose import zoo
+
+    if model.endswith(".json"):
+        path = Path(model)
+    else:
+        folder = Path(model) if Path(model).is_dir() else zoo.get_preset(model).folder
+        path = folder / f"{report}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"--kind reliability: {path} does not exist (write it with keras-pose evaluate "
+                                f"--model {model})")
+    data = json.loads(path.read_text())
+    if "confidence" not in data:
+        raise ValueError(f"--kind reliability: {path} has no per-joint score figures (it predates them: "
+                         f"run keras-pose evaluate --model {model} again)")
+    return data["confidence"]
 
 
 def _need(args, *names):
@@ -65,11 +91,16 @@ def run_visualize(args) -> int:
         table = metrics.table_to_markdown(viz.paper_comparison_table(per_joint, dataset.skeleton))
         print(f"PCK@0.2 on LSP test ({n} images) beside the papers' LSP numbers, in %:\n\n{table}\n")
         if args.table:
-            from pathlib import Path
-
             Path(args.table).parent.mkdir(parents=True, exist_ok=True)
             Path(args.table).write_text(table + "\n")
             print(f"wrote {args.table}")
+        print(f"wrote {path}")
+        return 0
+
+    if args.kind == "reliability":
+        _need(args, "models")
+        confidence = {Path(m).stem if m.endswith(".json") else m: _confidence(m, args.report) for m in args.models}
+        path = viz.save_figure(viz.reliability_figure(confidence), args.out)
         print(f"wrote {path}")
         return 0
 
@@ -101,7 +132,8 @@ def run_visualize(args) -> int:
 def _visualize(p):
     p.add_argument("--kind", required=True, choices=KINDS,
                    help="skeleton: predicted pose on the image; stages: heatmaps per stage / subnetwork; "
-                        "saliency|smoothgrad|gradcam|gradcam++: what drives --joint; pck: PCK curves of --models")
+                        "saliency|smoothgrad|gradcam|gradcam++: what drives --joint; pck: PCK curves of --models; "
+                        "reliability: fraction correct against per-joint score, from the evaluation reports of --models")
     p.add_argument("--model", default=None, help="zoo name or preset / run folder (all kinds but pck)")
     p.add_argument("--image", default=None, help="image file (all kinds but pck)")
     p.add_argument("--box", nargs=4, type=float, default=None, metavar=("X1", "Y1", "X2", "Y2"),
@@ -109,11 +141,16 @@ def _visualize(p):
     p.add_argument("--padding", type=float, default=1.25, help="crop side / box side (default 1.25)")
     p.add_argument("--joint", default=None, help="joint name (e.g. r_wrist, the default) or index")
     p.add_argument("--layer", default=None, help="Grad-CAM feature layer (default: the last one before the head)")
-    p.add_argument("--threshold", type=float, default=0.0, help="skeleton: joints scoring below are drawn grey")
-    p.add_argument("--models", nargs="+", default=None, help="pck: zoo names or preset folders to compare (default: every zoo preset)")
+    p.add_argument("--threshold", type=float, default=0.0, help="skeleton: joints scoring below it, and the limbs touching them, are left out")
+    p.add_argument("--models", nargs="+", default=None,
+                   help="pck / reliability: zoo names or preset folders to compare (pck default: every zoo "
+                        "preset); reliability also takes report .json files")
     p.add_argument("--data", default=None, help="pck: data root holding lsp/ (default: see `keras-pose info`)")
     p.add_argument("--limit", type=int, default=None, help="pck: only the first N test images")
     p.add_argument("--table", default=None, help="pck: also write the comparison with the papers as markdown")
+    p.add_argument("--report", default="metrics",
+                   help="reliability: which evaluation report of each preset (default metrics: the centred crop; "
+                        "metrics_image: the whole image; see keras-pose evaluate)")
     p.add_argument("--out", required=True, help="output image (.png); use an ignored folder (figures/) for "
                                                 "anything showing dataset pixels")
     return run_visualize

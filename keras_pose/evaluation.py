@@ -197,23 +197,55 @@ def evaluation_report(model_or_predict, dataset: PoseDataset, padding: float = 1
                       flip_predict: Callable | None = None) -> dict:
     """PCK@0.2 per joint group with and without flip test, plus CPU latency: what model cards report.
 
-    The flip test is as in :func:`evaluate_model`. Returns a JSON-friendly dict; :func:`report_markdown`
-    renders it.
+    The crop is the papers' one, centred on the annotated person (``crop="person"``); the flip test
+    is as in :func:`evaluate_model`. Returns a JSON-friendly dict; :func:`report_markdown` renders it.
+    (The whole-image protocol a user meets is :func:`keras_pose.inference.predictor_report`.)
     """
     predict, size, flip_predict = _predictor(model_or_predict, input_size, dataset, flip_predict, flip)
     if limit is not None:
         dataset = dataset[:limit]
     pred = predict_dataset(predict, dataset, size, padding, flip="both" if flip else False,
                            flip_predict=flip_predict)  # one pass over the crops for both
-    res = score_predictions(pred["keypoints"], dataset)
-    out = {"name": name, "dataset": dataset.name, "count": len(dataset), "alpha": 0.2, "padding": padding,
-           "pck": res["pck"], "groups": _groups(res["per_joint"], dataset)}
+    out = report_from_predictions(pred, dataset, name=name, padding=padding, crop="person")
     if flip:
-        rf = score_predictions(pred["keypoints_flip"], dataset)
-        out.update(pck_flip=rf["pck"], groups_flip=_groups(rf["per_joint"], dataset),
-                   flip_test="heatmaps" if flip_predict else "coordinates")
+        out["flip_test"] = "heatmaps" if flip_predict else "coordinates"
     if latency:
         out["latency_batch1"] = measure_latency(predict, size)
+    return out
+
+
+def report_from_predictions(pred: dict, dataset: PoseDataset, name: str = "model", padding: float = 1.25,
+                            crop: str = "person", refine: int = 0) -> dict:
+    """The report's accuracy and confidence part from predictions in original image pixels.
+
+    ``pred``: ``keypoints`` (N, K, 2) and ``scores`` (N, K), optionally
+    ``keypoints_flip`` / ``scores_flip``. Besides PCK@0.2 per joint group it
+    reports how well the scores separate correct from wrong joints (``confidence``:
+    :func:`keras_pose.metrics.score_auroc` and the :func:`keras_pose.metrics.reliability`
+    table over the annotated joints; the ECE only for scores in [0, 1]).
+    """
+    out = {"name": name, "dataset": dataset.name, "count": len(dataset), "alpha": 0.2, "padding": padding,
+           "crop": crop, "refine": int(refine)}
+    for suffix in ("", "_flip"):
+        if f"keypoints{suffix}" not in pred:
+            continue
+        res = score_predictions(pred[f"keypoints{suffix}"], dataset)
+        out[f"pck{suffix}"] = res["pck"]
+        out[f"groups{suffix}"] = _groups(res["per_joint"], dataset)
+        out[f"confidence{suffix}"] = confidence_report(pred[f"scores{suffix}"], res["result"])
+    return out
+
+
+def confidence_report(scores, result: "metrics.PCKResult", bins: int = 10) -> dict:
+    """AUROC of the scores for "correct at PCK" (annotated joints), and a reliability table if scores are in [0, 1]."""
+    scores = np.asarray(scores, np.float64)
+    out = {"auroc": metrics.score_auroc(scores, result.correct, result.mask),
+           "score_min": float(np.min(scores[result.mask])), "score_max": float(np.max(scores[result.mask]))}
+    if 0.0 <= out["score_min"] and out["score_max"] <= 1.0:
+        rel = metrics.reliability(scores, result.correct, result.mask, bins=bins)
+        out["ece"] = rel["ece"]
+        out["reliability"] = {k: [None if not np.isfinite(v) else float(v) for v in np.asarray(rel[k], np.float64)]
+                              for k in ("edges", "count", "mean_score", "accuracy")}
     return out
 
 
@@ -230,12 +262,22 @@ def report_markdown(report: dict) -> str:
     if "groups_flip" in report:
         rows["flip test"] = report["groups_flip"]
     df = pd.DataFrame.from_dict(rows, orient="index")
-    lines = [f"PCK@{report['alpha']} on {report['dataset']} ({report['count']} images), in %:", "",
+    crop = report.get("crop", "person")
+    how = {"person": "crop centred on the annotated person", "image": "the whole image as the crop"}[crop]
+    if report.get("refine"):
+        how += f", then {report['refine']} re-crop(s) around the confident keypoints"
+    lines = [f"PCK@{report['alpha']} on {report['dataset']} ({report['count']} images; {how}), in %:", "",
              metrics.table_to_markdown(df)]
     if report.get("flip_test"):
         lines += ["", "Flip test: the image and its mirror, their "
                   + {"heatmaps": "heatmaps averaged before decoding.",
                      "coordinates": "keypoints averaged."}[report["flip_test"]]]
+    conf = report.get("confidence")
+    if conf:
+        line = (f"Per-joint scores (single crop) as a detector of joints correct at PCK@0.2: "
+                f"ROC AUC {conf['auroc']:.3f}")
+        line += f", expected calibration error {conf['ece']:.3f}." if "ece" in conf else "."
+        lines += ["", line]
     if "latency_batch1" in report:
         lat = report["latency_batch1"]
         where = f" ({lat['machine']})" if lat.get("machine") else ""

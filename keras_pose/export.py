@@ -30,7 +30,8 @@ Example:
     >>> model = zoo.load("cpm_lsp")                                           # doctest: +SKIP
     >>> crops = export.representative_crops(read_lsp(None, "train"), 128)     # doctest: +SKIP
     >>> export.export_all(model, "exported/cpm_lsp", representative=crops)    # doctest: +SKIP
-    >>> pose = export.tflite_predictor("exported/cpm_lsp/model_full_int8.tflite")  # doctest: +SKIP
+    >>> from keras_pose.inference import tflite_predictor                      # predictors live there
+    >>> pose = tflite_predictor("exported/cpm_lsp/model_full_int8.tflite")     # doctest: +SKIP
     >>> pose("photo.jpg").keypoints                                           # doctest: +SKIP
 
 Gotcha (see ``tests/layer_testing.py``): Keras 3 variables are not
@@ -51,7 +52,7 @@ from typing import Callable, Iterable
 import numpy as np
 import tensorflow as tf
 
-from keras_pose.inference import PosePredictor, skeleton_for
+from keras_pose.skeletons import skeleton_for
 
 #: The TFLite variants, in the order they are written.
 QUANTIZATIONS = ("float32", "float16", "dynamic_int8", "full_int8")
@@ -503,39 +504,6 @@ def read_export_json(path: str | os.PathLike) -> dict | None:
     return None
 
 
-def _predictor(runner, path: Path, padding, kind: str) -> PosePredictor:
-    meta = read_export_json(path) or {}
-    if padding is None:
-        padding = float(meta.get("padding", DEFAULT_PADDING))
-    skeleton = skeleton_for(runner.num_joints)
-    name = f"{meta.get('name') or path.stem} ({kind})"
-    return PosePredictor(runner, runner.input_size, skeleton, padding, name)
-
-
-def tflite_predictor(path: str | os.PathLike, padding: float | None = None,
-                     num_threads: int | None = None) -> PosePredictor:
-    """A :class:`~keras_pose.inference.PosePredictor` running a ``.tflite`` file.
-
-    Args:
-        path: a file written by :func:`export_tflite` / :func:`export_all`.
-        padding: crop side / person box side; ``None``: the ``padding`` of
-            the ``export.json`` beside the file, else 1.25.
-        num_threads: interpreter threads (``None``: runtime default).
-    """
-    path = Path(path)
-    quant = path.stem[len("model_"):] if path.stem.startswith("model_") else "tflite"
-    return _predictor(TFLiteRunner(path, num_threads), path, padding, f"tflite {quant}")
-
-
-def saved_model_predictor(path: str | os.PathLike, padding: float | None = None) -> PosePredictor:
-    """A :class:`~keras_pose.inference.PosePredictor` running an exported SavedModel folder.
-
-    ``padding=None``: the ``export.json`` inside or beside the folder, else 1.25.
-    """
-    path = Path(path)
-    return _predictor(SavedModelRunner(path), path, padding, "saved_model")
-
-
 # ---------------------------------------------------------------------------
 # Everything at once
 # ---------------------------------------------------------------------------
@@ -680,7 +648,7 @@ def model_source(spec: str | os.PathLike) -> dict:
     path = Path(spec)
     if path.is_dir():
         if (path / "preset.json").is_file():
-            preset = zoo._read_preset(path)
+            preset = zoo.read_preset(path)
             return {"kind": "preset_folder", "name": preset.name, "path": str(path.resolve()),
                     "weights_sha256": preset.sha256}
         return {"kind": "run_folder", "name": path.resolve().name, "path": str(path.resolve())}
@@ -730,5 +698,4 @@ def manifest_markdown(manifest: dict) -> str:
 __all__ = ["EXPORT_JSON", "QUANTIZATIONS", "SIGNATURE_KEY", "SavedModelRunner", "ServingModule", "TFLiteRunner",
            "convert_tflite", "decoder_tail_tensors", "float_head_tensors", "export_all", "export_from_spec", "export_saved_model",
            "export_tflite", "manifest_markdown", "model_source", "non_builtin_ops", "probe_crops", "read_export_json",
-           "representative_crops", "saved_model_predictor", "tflite_filename", "tflite_ops", "tflite_predictor",
-           "training_padding"]
+           "representative_crops", "tflite_filename", "tflite_ops", "training_padding"]

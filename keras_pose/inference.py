@@ -18,6 +18,15 @@ heatmaps of a Keras heatmap model (CPM, part heatmap regression; see
 ``scales=(0.8, 1.0, 1.2)`` averages crops of several sizes (CPM uses 7
 scales, averaging belief maps; here the mapped-back coordinates are
 averaged, which works for every family).
+
+Without a box the person crop is the whole image. ``refine=N`` then
+re-crops N times around the model's own confident keypoints (those scoring
+at least ``threshold``), as MediaPipe derives its next region of interest
+from its landmarks: the box of those keypoints times the training padding,
+the crop the model was trained on. Per-joint scores are the model's own
+(joint probability for soft-argmax, heatmap peak for heatmap models);
+``PoseResult.confident(threshold)`` tells which joints to trust, and the
+drawing helpers leave out the joints below it.
 """
 
 from __future__ import annotations
@@ -29,33 +38,47 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from keras_pose.data.images import read_image, to_rgb
-from keras_pose.skeletons import LSP14, MPII16, Skeleton
+from keras_pose.skeletons import Skeleton, skeleton_for
+
+#: Default per-joint score threshold: joints scoring below it are not drawn, nor used to re-crop.
+DEFAULT_SCORE_THRESHOLD = 0.5
 
 
 @dataclasses.dataclass
 class PoseResult:
-    """Keypoints (K, 2) in original image pixels (x, y), per-joint scores (K,), the crop box used."""
+    """Keypoints (K, 2) in original image pixels (x, y), per-joint scores (K,), the crop box used
+    (after ``refinements`` re-crops around the confident keypoints)."""
 
     keypoints: np.ndarray
     scores: np.ndarray
     box: tuple
     skeleton: Skeleton
     image_shape: tuple
+    refinements: int = 0
 
-    def to_dict(self) -> dict:
-        return {"keypoints": [{"joint": n, "x": float(x), "y": float(y), "score": float(s)}
-                              for n, (x, y), s in zip(self.skeleton.joint_names, self.keypoints, self.scores)],
-                "box": [float(v) for v in self.box], "image_size": list(self.image_shape[:2]),
+    def confident(self, threshold: float = DEFAULT_SCORE_THRESHOLD) -> np.ndarray:
+        """(K,) bool: finite keypoints scoring at least ``threshold``."""
+        return (np.asarray(self.scores) >= threshold) & np.all(np.isfinite(self.keypoints), axis=-1)
+
+    def keypoint_box(self, threshold: float = DEFAULT_SCORE_THRESHOLD, min_joints: int = 2):
+        """(x1, y1, x2, y2) of the confident keypoints, or None with fewer than ``min_joints`` of them
+        (or when they span no area)."""
+        pts = np.asarray(self.keypoints, np.float64)[self.confident(threshold)]
+        if len(pts) < max(2, min_joints):
+            return None
+        lo, hi = pts.min(0), pts.max(0)
+        if max(hi - lo) <= 1.0:
+            return None
+        return (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
+
+    def to_dict(self, threshold: float = DEFAULT_SCORE_THRESHOLD) -> dict:
+        """JSON-friendly: every joint with its score (and whether it reaches ``threshold``), the crop box."""
+        ok = self.confident(threshold)
+        return {"keypoints": [{"joint": n, "x": float(x), "y": float(y), "score": float(s), "confident": bool(c)}
+                              for n, (x, y), s, c in zip(self.skeleton.joint_names, self.keypoints, self.scores, ok)],
+                "threshold": float(threshold), "box": [float(v) for v in self.box],
+                "refinements": int(self.refinements), "image_size": list(self.image_shape[:2]),
                 "skeleton": self.skeleton.name}
-
-
-def skeleton_for(num_joints: int) -> Skeleton:
-    """The known skeleton with ``num_joints`` joints (LSP14 or MPII16)."""
-    for s in (LSP14, MPII16):
-        if s.num_joints == num_joints:
-            return s
-    raise ValueError(f"no skeleton with {num_joints} joints; known: LSP14 (14), MPII16 (16)")
 
 
 class PosePredictor:
@@ -79,6 +102,9 @@ class PosePredictor:
 
     # -- image level --------------------------------------------------------
     def load_image(self, image, color: str = "rgb") -> np.ndarray:
+        # imported here: this module stays free of TensorFlow until used (the CLI reads its defaults)
+        from keras_pose.data.images import read_image, to_rgb
+
         if isinstance(image, (str, os.PathLike)):
             return read_image(image)
         return to_rgb(image, assume=color, name=f"{self.name} input")
@@ -95,43 +121,127 @@ class PosePredictor:
         return centre, float(max(box[2] - box[0], box[3] - box[1]) * self.padding)
 
     def __call__(self, image, box=None, flip: bool = False, scales: Sequence[float] = (1.0,),
-                 color: str = "rgb") -> PoseResult:
-        """Predict one image (see module docstring for accepted inputs)."""
-        return self.predict_many([image], [box], flip=flip, scales=scales, color=color)[0]
+                 color: str = "rgb", refine: int = 0, threshold: float = DEFAULT_SCORE_THRESHOLD) -> PoseResult:
+        """Predict one image (see module docstring for accepted inputs and ``refine``)."""
+        return self.predict_many([image], [box], flip=flip, scales=scales, color=color, refine=refine,
+                                 threshold=threshold)[0]
 
     def predict_many(self, images, boxes=None, flip: bool = False, scales: Sequence[float] = (1.0,),
-                     color: str = "rgb") -> list[PoseResult]:
-        """Predict several images (a list, or an array batch (B, H, W[, C]))."""
-        import tensorflow as tf
+                     color: str = "rgb", refine: int = 0,
+                     threshold: float = DEFAULT_SCORE_THRESHOLD) -> list[PoseResult]:
+        """Predict several images (a list, or an array batch (B, H, W[, C])).
 
-        from keras_pose.data.transforms import affine_matrix, invert_affine, transform_points, warp_images
-        from keras_pose.evaluation import flip_average
-
+        ``refine``: re-crop this many times around the keypoints scoring at
+        least ``threshold`` (fewer than 2 of them: the last crop stays).
+        """
+        if not isinstance(refine, (int, np.integer)) or isinstance(refine, bool) or refine < 0:
+            raise ValueError(f"refine must be a non-negative integer, got {refine!r}")
+        if not np.isfinite(threshold):
+            raise ValueError(f"threshold must be a finite number, got {threshold!r}")
         images = [self.load_image(im, color) for im in images]
         boxes = [None] * len(images) if boxes is None else list(boxes)
         if len(boxes) != len(images):
             raise ValueError(f"got {len(boxes)} boxes for {len(images)} images")
         results = []
         for img, box in zip(images, boxes):
-            centre, side = self.crop_geometry(img.shape, box)
-            kps, scs = [], []
-            for s in scales:
-                m = affine_matrix(centre[None], [side * float(s)], self.input_size)
-                crop = warp_images(img[None].astype(np.float32), m, self.input_size).numpy()
-                crop = np.clip(np.round(crop), 0, 255)
-                if flip and self.flip_predict is not None:
-                    kp, sc = self.flip_predict(crop)
-                elif flip:
-                    kp, sc = flip_average(self.predict, crop, self.skeleton.flip_permutation)
-                else:
-                    kp, sc = self.predict(crop)
-                kps.append(transform_points(tf.constant(kp, tf.float32), invert_affine(m)).numpy()[0])
-                scs.append(np.asarray(sc)[0])
-            half = side / 2.0
-            results.append(PoseResult(np.mean(kps, 0), np.mean(scs, 0),
-                                      (centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half),
-                                      self.skeleton, img.shape))
+            result = self._predict_crop(img, *self.crop_geometry(img.shape, box), flip, scales)
+            for i in range(refine):
+                new_box = result.keypoint_box(threshold)
+                if new_box is None:
+                    break
+                result = self._predict_crop(img, *self.crop_geometry(img.shape, new_box), flip, scales)
+                result.refinements = i + 1
+            results.append(result)
         return results
+
+    def _predict_crop(self, img: np.ndarray, centre, side: float, flip: bool, scales) -> PoseResult:
+        import tensorflow as tf
+
+        from keras_pose.data.transforms import affine_matrix, invert_affine, transform_points, warp_images
+        from keras_pose.evaluation import flip_average
+
+        kps, scs = [], []
+        for s in scales:
+            m = affine_matrix(centre[None], [side * float(s)], self.input_size)
+            crop = warp_images(img[None].astype(np.float32), m, self.input_size).numpy()
+            crop = np.clip(np.round(crop), 0, 255)
+            if flip and self.flip_predict is not None:
+                kp, sc = self.flip_predict(crop)
+            elif flip:
+                kp, sc = flip_average(self.predict, crop, self.skeleton.flip_permutation)
+            else:
+                kp, sc = self.predict(crop)
+            kps.append(transform_points(tf.constant(kp, tf.float32), invert_affine(m)).numpy()[0])
+            scs.append(np.asarray(sc)[0])
+        half = side / 2.0
+        return PoseResult(np.mean(kps, 0), np.mean(scs, 0),
+                          (centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half),
+                          self.skeleton, img.shape)
+
+
+CROPS = ("person", "image")
+
+
+def person_box(record) -> tuple:
+    """The annotated person's box of a dataset record (its joints' box: centre +- 100 x scale), the box whose
+    padded crop the papers evaluate on."""
+    half = 100.0 * float(record.scale)
+    cx, cy = (float(v) for v in record.center)
+    return (cx - half, cy - half, cx + half, cy + half)
+
+
+def predict_records(predictor: PosePredictor, dataset, crop: str = "image", refine: int = 0, flip: bool = False,
+                    threshold: float = DEFAULT_SCORE_THRESHOLD, limit: int | None = None) -> dict:
+    """Predictions in original image pixels for every record, each crop made exactly as ``predict`` makes it.
+
+    ``crop="image"``: the whole image (what a user without a box gets);
+    ``"person"``: the annotated person's box (:func:`person_box`) times the
+    predictor's padding. ``flip=True`` also gives ``keypoints_flip`` /
+    ``scores_flip``. Returns ``keypoints`` (N, K, 2), ``scores`` (N, K),
+    ``refinements`` (N,) and ``seconds``.
+    """
+    import time
+
+    if crop not in CROPS:
+        raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
+    records = dataset[:limit] if limit is not None else dataset
+    out = {"keypoints": [], "scores": [], "refinements": []}
+    if flip:
+        out.update(keypoints_flip=[], scores_flip=[])
+    t0 = time.perf_counter()
+    for rec in records:
+        img = predictor.load_image(rec.image_path)
+        box = person_box(rec) if crop == "person" else None
+        for suffix, f in [("", False)] + ([("_flip", True)] if flip else []):
+            r = predictor(img, box=box, flip=f, refine=refine, threshold=threshold)
+            out[f"keypoints{suffix}"].append(r.keypoints)
+            out[f"scores{suffix}"].append(r.scores)
+            if not f:
+                out["refinements"].append(r.refinements)
+    out = {k: np.asarray(v) for k, v in out.items()}
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def predictor_report(predictor: PosePredictor, dataset, crop: str = "image", refine: int = 0, flip: bool = True,
+                     threshold: float = DEFAULT_SCORE_THRESHOLD, limit: int | None = None,
+                     latency: bool = True) -> dict:
+    """:func:`keras_pose.evaluation.evaluation_report` for the crops a user meets (``keras-pose evaluate
+    --crop image [--refine N]``): every image through the predictor, as ``keras-pose predict`` runs it."""
+    from keras_pose.evaluation import measure_latency, report_from_predictions
+
+    records = dataset[:limit] if limit is not None else dataset
+    pred = predict_records(predictor, records, crop, refine, flip, threshold)
+    out = report_from_predictions(pred, records, name=predictor.name, padding=predictor.padding, crop=crop,
+                                  refine=refine)
+    if refine:
+        out["threshold"] = float(threshold)
+        out["mean_refinements"] = float(np.mean(pred["refinements"]))
+    if flip:
+        out["flip_test"] = "heatmaps" if predictor.flip_predict is not None else "coordinates"
+    if latency:
+        out["latency_batch1"] = measure_latency(predictor.predict, predictor.input_size)
+    return out
 
 
 def keras_predictor(model, padding: float = 1.25, name: str | None = None) -> PosePredictor:
@@ -148,6 +258,45 @@ def keras_predictor(model, padding: float = 1.25, name: str | None = None) -> Po
                          flip_predict=heatmap_flip_predictor(model, skeleton.flip_permutation))
 
 
+def _exported_predictor(runner, path: Path, padding, kind: str) -> PosePredictor:
+    from keras_pose.export import DEFAULT_PADDING, read_export_json
+
+    meta = read_export_json(path) or {}
+    if padding is None:
+        padding = float(meta.get("padding", DEFAULT_PADDING))
+    skeleton = skeleton_for(runner.num_joints)
+    name = f"{meta.get('name') or path.stem} ({kind})"
+    return PosePredictor(runner, runner.input_size, skeleton, padding, name)
+
+
+def tflite_predictor(path: str | os.PathLike, padding: float | None = None,
+                     num_threads: int | None = None) -> PosePredictor:
+    """A :class:`PosePredictor` running a ``.tflite`` file.
+
+    Args:
+        path: a file written by :func:`keras_pose.export.export_tflite` or :func:`keras_pose.export.export_all`.
+        padding: crop side / person box side; ``None``: the ``padding`` of
+            the ``export.json`` beside the file, else 1.25.
+        num_threads: interpreter threads (``None``: runtime default).
+    """
+    from keras_pose.export import TFLiteRunner
+
+    path = Path(path)
+    quant = path.stem[len("model_"):] if path.stem.startswith("model_") else "tflite"
+    return _exported_predictor(TFLiteRunner(path, num_threads), path, padding, f"tflite {quant}")
+
+
+def saved_model_predictor(path: str | os.PathLike, padding: float | None = None) -> PosePredictor:
+    """A :class:`PosePredictor` running an exported SavedModel folder.
+
+    ``padding=None``: the ``export.json`` inside or beside the folder, else 1.25.
+    """
+    from keras_pose.export import SavedModelRunner
+
+    path = Path(path)
+    return _exported_predictor(SavedModelRunner(path), path, padding, "saved_model")
+
+
 def load_predictor(spec: str | os.PathLike, padding: float | None = None) -> PosePredictor:
     """A predictor from a zoo name, a preset / run folder, a SavedModel folder or a ``.tflite`` file.
 
@@ -156,12 +305,8 @@ def load_predictor(spec: str | os.PathLike, padding: float | None = None) -> Pos
     """
     path = Path(spec)
     if path.suffix == ".tflite":
-        from keras_pose.export import tflite_predictor
-
         return tflite_predictor(path, padding=padding)
     if path.is_dir() and (path / "saved_model.pb").is_file():
-        from keras_pose.export import saved_model_predictor
-
         return saved_model_predictor(path, padding=padding)
     from keras_pose import zoo
     from keras_pose.export import training_padding

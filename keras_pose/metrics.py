@@ -5,7 +5,8 @@ Two layers (house style, rule 8):
 1. Pure NumPy functions, tested on hand-computed cases: :func:`joint_distances`,
    :func:`torso_sizes`, :func:`head_sizes`, :func:`pck`, :func:`pck_lsp`,
    :func:`pckh`, :func:`pckh_total`, :func:`pcp`, :func:`pcp_groups`,
-   :func:`pdj_curve`, :func:`curve_auc`.
+   :func:`pdj_curve`, :func:`curve_auc`; per-joint confidence:
+   :func:`score_auroc`, :func:`reliability`.
 2. Thin wrappers: :func:`results_table`, :func:`pcp_table`,
    :func:`table_to_markdown`, :func:`plot_pck_curves`.
 
@@ -60,7 +61,7 @@ __all__ = [
     "joint_distances", "torso_sizes", "head_sizes",
     "pck", "pck_lsp", "pckh", "pckh_total",
     "limb_sticks", "paper_pcp_sticks", "pcp", "pcp_groups",
-    "pdj_curve", "curve_auc",
+    "pdj_curve", "curve_auc", "score_auroc", "reliability",
     "results_table", "pcp_table", "table_to_markdown", "plot_pck_curves",
 ]
 
@@ -666,6 +667,71 @@ def curve_auc(thresholds, rates):
 # --------------------------------------------------------------------------- #
 # Thin wrappers: tables and plots
 # --------------------------------------------------------------------------- #
+
+# --------------------------------------------------------------------------- #
+# Per-joint confidence: does a joint's score tell a correct joint from a wrong one?
+# --------------------------------------------------------------------------- #
+
+def _scored(scores, correct, mask):
+    s = np.asarray(scores, np.float64)
+    c = np.asarray(correct, bool)
+    if s.shape != c.shape:
+        raise ValueError(f"scores and correct must have the same shape, got {s.shape} and {c.shape}")
+    m = np.ones(s.shape, bool) if mask is None else np.asarray(mask, bool)
+    if m.shape != s.shape:
+        raise ValueError(f"mask must have the shape of scores {s.shape}, got {m.shape}")
+    if not np.all(np.isfinite(s[m])):
+        raise ValueError(f"scores: {int(np.sum(~np.isfinite(s[m])))} non-finite values among the counted entries")
+    return s[m], c[m]
+
+
+def score_auroc(scores, correct, mask=None) -> float:
+    """Area under the ROC curve of ``scores`` as a detector of ``correct`` entries.
+
+    The probability that a random correct joint scores higher than a random
+    wrong one (ties count one half; the Mann-Whitney U statistic / n_pos n_neg):
+    1.0 separates perfectly, 0.5 is chance (e.g. every score 1.00). NaN when
+    every counted entry is correct or every one is wrong.
+
+    Args:
+        scores: (N, K) (or any shape) per-joint scores.
+        correct: bool, same shape, e.g. :attr:`PCKResult.correct`.
+        mask: bool, same shape, the entries that count (default: all), e.g.
+            :attr:`PCKResult.mask`.
+    """
+    from scipy.stats import rankdata
+
+    s, c = _scored(scores, correct, mask)
+    n_pos, n_neg = int(c.sum()), int((~c).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ranks = rankdata(s)  # average ranks for ties
+    return float((ranks[c].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def reliability(scores, correct, mask=None, bins: int = 10) -> dict:
+    """Reliability table: the fraction correct in equal-width score bins over [0, 1].
+
+    Returns ``edges`` (bins + 1,), ``count``, ``mean_score`` and
+    ``accuracy`` (bins,) (NaN in empty bins), and ``ece``: the expected
+    calibration error, sum over bins of count / total x |accuracy - mean score|.
+    Scores outside [0, 1] are an error (the bins would not hold them).
+    """
+    if not isinstance(bins, (int, np.integer)) or bins < 1:
+        raise ValueError(f"bins must be a positive integer, got {bins!r}")
+    s, c = _scored(scores, correct, mask)
+    if s.size and (s.min() < 0.0 or s.max() > 1.0):
+        raise ValueError(f"reliability: scores must lie in [0, 1], got [{s.min():.3g}, {s.max():.3g}]")
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    idx = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, bins - 1)  # 1.0 goes in the last bin
+    count = np.bincount(idx, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_score = np.bincount(idx, weights=s, minlength=bins) / count
+        accuracy = np.bincount(idx, weights=c.astype(np.float64), minlength=bins) / count
+    filled = count > 0
+    ece = float(np.sum(count[filled] * np.abs(accuracy[filled] - mean_score[filled])) / max(1, s.size))
+    return {"edges": edges, "count": count, "mean_score": mean_score, "accuracy": accuracy, "ece": ece}
+
 
 def _as_models(values, name: str) -> Dict[str, object]:
     if isinstance(values, Mapping):

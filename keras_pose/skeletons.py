@@ -181,3 +181,11 @@ def get_skeleton(name: str | Skeleton) -> Skeleton:
         return SKELETONS[name]
     except KeyError:
         raise KeyError(f"unknown skeleton {name!r}; known skeletons: {sorted(SKELETONS)}") from None
+
+
+def skeleton_for(num_joints: int) -> Skeleton:
+    """The known skeleton with ``num_joints`` joints (LSP14 or MPII16)."""
+    for s in (LSP14, MPII16):
+        if s.num_joints == num_joints:
+            return s
+    raise ValueError(f"no skeleton with {num_joints} joints; known: LSP14 (14), MPII16 (16)")

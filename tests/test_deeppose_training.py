@@ -210,8 +210,9 @@ def test_cascade_preset_from_a_refinement_run_keeps_every_stage(tmp_path, monkey
     summary = json.loads((folder / "training.json").read_text())
     assert summary["steps"] == 1 and [s["run"] for s in summary["stages"]] == [str(tmp_path / "run")]
     card = render_card(zoo.get_preset("dp_x"))
-    assert "- stage 1: `keras-pose train --config zoo/dp_x/train.json" in card
-    assert "- stage 2: `keras-pose train --config zoo/dp_x/refine.json --data ../shared/data --out runs/dp_x_stage2`" in card
+    assert "- stage 1: `keras-pose train --config $KERAS_POSE_ZOO/dp_x/train.json" in card
+    assert ("- stage 2: `keras-pose train --config $KERAS_POSE_ZOO/dp_x/refine.json --data ../shared/data "
+            "--out runs/dp_x_stage2`") in card
 
 
 def test_refinement_stage_under_mirrored_strategy_with_in_step_augmentation(tmp_path):

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+PRESETS = ("keras_pose", "zoo", "presets")  # the shipped presets' folder, relative to ROOT
 DOC_FILES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")])
 
 FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})([^\n]*)\n(.*?)^[ \t]*\1[ \t]*$", re.M | re.S)
@@ -142,13 +143,13 @@ def _anchors(path: Path) -> set[str]:
 
 
 def _preset_exists(name: str) -> bool:
-    return (ROOT / "zoo" / name / "preset.json").is_file()
+    return ROOT.joinpath(*PRESETS, name, "preset.json").is_file()
 
 
 def _generated_by_zoo_card(target: Path) -> str | None:
     """If ``keras-pose zoo-card`` writes ``target`` and may not have run yet, why; else None.
 
-    ``docs/zoo.md`` is written once the zoo has presets, ``zoo/<name>/README.md``
+    ``docs/zoo.md`` is written once the zoo has presets, ``keras_pose/zoo/presets/<name>/README.md``
     and ``learning_curve.png`` once preset ``<name>`` exists (``keras-pose zoo-add``).
     Once the preset exists, the generated file must exist too.
     """
@@ -157,12 +158,13 @@ def _generated_by_zoo_card(target: Path) -> str | None:
     except ValueError:
         return None
     if rel == ("docs", "zoo.md"):
-        if not any((ROOT / "zoo").glob("*/preset.json")):
+        if not any(ROOT.joinpath(*PRESETS).glob("*/preset.json")):
             return "the zoo has no preset yet"
         return None
-    if len(rel) == 3 and rel[0] == "zoo" and rel[2] in ("README.md", "learning_curve.png"):
-        if not _preset_exists(rel[1]):
-            return f"zoo preset {rel[1]!r} does not exist yet"
+    n = len(PRESETS)
+    if len(rel) == n + 2 and rel[:n] == PRESETS and rel[-1] in ("README.md", "learning_curve.png"):
+        if not _preset_exists(rel[-2]):
+            return f"zoo preset {rel[-2]!r} does not exist yet"
     return None
 
 

@@ -12,7 +12,7 @@ import scipy.io
 from keras_pose import export
 from keras_pose.data import PoseDataset, PoseRecord
 from keras_pose.evaluation import evaluate_model, keras_predictor
-from keras_pose.inference import load_predictor
+from keras_pose.inference import load_predictor, saved_model_predictor, tflite_predictor
 from keras_pose.models.registry import build_model
 from keras_pose.skeletons import LSP14
 
@@ -357,7 +357,7 @@ def test_load_predictor_evaluates_like_keras(cli_export, file, tmp_path):
     model, out = cli_export["model"], cli_export["out"]
     predictor = load_predictor(out / file)
     assert predictor.input_size == SIZE and predictor.skeleton is LSP14
-    direct = export.tflite_predictor if file.endswith(".tflite") else export.saved_model_predictor
+    direct = tflite_predictor if file.endswith(".tflite") else saved_model_predictor
     assert direct(out / file).padding == pytest.approx(1.3)  # from export.json when padding is not given
     assert predictor.name.startswith("cpm_tiny_test (")  # the preset's name, from export.json
     dataset = _dataset(tmp_path / "imgs")
@@ -380,7 +380,7 @@ def test_cli_export_quantized_files(cli_export):
     assert size["float16"] < 0.7 * size["float32"]
     assert size["dynamic_int8"] < 0.45 * size["float32"] and size["full_int8"] < 0.45 * size["float32"]
     for q in ("float16", "dynamic_int8", "full_int8"):
-        predictor = export.tflite_predictor(cli_export["out"] / export.tflite_filename(q), padding=1.25, num_threads=1)
+        predictor = tflite_predictor(cli_export["out"] / export.tflite_filename(q), padding=1.25, num_threads=1)
         assert predictor.padding == 1.25  # an explicit padding wins over export.json
         kp, sc = predictor.predict(images.astype(np.float32))
         assert kp.shape == (len(images), 14, 2) and sc.shape == (len(images), 14)

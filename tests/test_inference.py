@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from keras_pose.evaluation import evaluate_model, flip_average
-from keras_pose.inference import PosePredictor, keras_predictor, skeleton_for
+from keras_pose.inference import PosePredictor, keras_predictor
+from keras_pose.skeletons import skeleton_for
 from keras_pose.models.registry import build_model
 from keras_pose.skeletons import LSP14
 
@@ -180,3 +181,90 @@ def test_latency_names_the_machine_it_was_measured_on():
     report = {"alpha": 0.2, "dataset": "d", "count": 1, "groups": {g: 0.0 for g in list(LSP14.joint_groups) + ["Total"]},
               "latency_batch1": lat}
     assert f"CPU latency, batch 1 ({lat['machine']})" in report_markdown(report)
+
+
+def _answer(points, scores):
+    """A predictor answering ``points`` (input-crop pixels) with ``scores``, whatever the crop."""
+
+    def predict(images):
+        b = len(images)
+        return (np.repeat(points[None], b, 0).astype(np.float32),
+                np.repeat(np.asarray(scores, np.float32)[None], b, 0))
+
+    return predict
+
+
+def test_refine_recrops_around_the_confident_keypoints():
+    pts = np.full((14, 2), 32.0, np.float32)
+    pts[0], pts[1] = (16.0, 8.0), (48.0, 40.0)  # confident: a 32 x 32 input-pixel box
+    pts[2] = (0.0, 63.0)  # low score: left out of the box
+    scores = np.full(14, 0.1, np.float32)
+    scores[[0, 1]] = 0.9
+    pose = PosePredictor(_answer(pts, scores), 64, LSP14, padding=1.5)
+    image = np.zeros((200, 400, 3), np.uint8)
+    first = pose(image)
+    assert first.refinements == 0 and first.box == pytest.approx((-0.5, -100.5, 399.5, 299.5), abs=1e-3)
+    once = pose(image, refine=1)
+    # first pass: crop side 400 around (199.5, 99.5), 6.25 image px per input px -> confident box
+    lo, hi = first.keypoints[0], first.keypoints[1]
+    side = 1.5 * max(hi - lo)
+    centre = (lo + hi) / 2
+    assert once.refinements == 1
+    assert once.box == pytest.approx((centre[0] - side / 2, centre[1] - side / 2,
+                                      centre[0] + side / 2, centre[1] + side / 2), abs=1e-3)
+    assert pose(image, refine=3).refinements == 3
+    # a higher threshold leaves fewer than two confident joints: the whole-image crop stays
+    stays = pose(image, refine=2, threshold=0.95)
+    assert stays.refinements == 0 and stays.box == pytest.approx(first.box)
+    with pytest.raises(ValueError, match="refine must be a non-negative integer"):
+        pose(image, refine=-1)
+
+
+def test_result_json_keeps_every_joint_and_marks_the_confident_ones():
+    scores = np.linspace(0.0, 1.0, 14).astype(np.float32)
+    res = PosePredictor(_answer(np.full((14, 2), 10.0), scores), 64, LSP14)(np.zeros((64, 64, 3), np.uint8))
+    d = res.to_dict(threshold=0.5)
+    assert len(d["keypoints"]) == 14 and d["threshold"] == 0.5
+    assert [j["confident"] for j in d["keypoints"]] == [bool(s >= 0.5) for s in scores]
+    assert res.confident(0.5).sum() == 7
+
+
+def test_predict_records_person_crop_matches_the_batched_evaluation(tmp_path):
+    """The predictor's own crops (predict_records) and eval_dataset's crops are the same crops."""
+    from keras_pose.inference import person_box, predict_records, predictor_report
+
+    ds = _synthetic_dataset(tmp_path, n=3)
+    model = build_model("cpm_tiny")
+    pose = keras_predictor(model, padding=1.25)
+    by_predictor = predict_records(pose, ds, crop="person")
+    batched = evaluate_model(model, ds, padding=1.25)
+    np.testing.assert_allclose(by_predictor["keypoints"], batched["keypoints"], atol=0.05)
+    whole = predict_records(pose, ds, crop="image", flip=True)
+    assert whole["keypoints"].shape == whole["keypoints_flip"].shape == (3, 14, 2)
+    rec = ds[0]
+    assert person_box(rec)[2] - person_box(rec)[0] == pytest.approx(200.0 * rec.scale)
+    report = predictor_report(pose, ds, crop="image", refine=1, latency=False)
+    assert report["crop"] == "image" and report["refine"] == 1 and 0.0 <= report["pck"] <= 100.0
+    assert "pck_flip" in report and "auroc" in report["confidence"]
+    with pytest.raises(ValueError, match="crop must be one of"):
+        predict_records(pose, ds, crop="box")
+
+
+def test_report_scores_the_scores(tmp_path):
+    """The confidence part of a report: an oracle score (1 where the joint is right) has AUROC 1."""
+    from keras_pose.evaluation import report_from_predictions, report_markdown
+
+    ds = _synthetic_dataset(tmp_path, n=4)
+    joints = ds.arrays()["joints"].astype(np.float32)
+    pred = joints.copy()
+    pred[:, :7] += 1000.0  # half the joints far off
+    oracle = np.ones(pred.shape[:2], np.float32)
+    oracle[:, :7] = 0.0
+    report = report_from_predictions({"keypoints": pred, "scores": oracle}, ds, crop="image")
+    assert report["pck"] == pytest.approx(50.0)
+    assert report["confidence"]["auroc"] == pytest.approx(1.0) and report["confidence"]["ece"] == pytest.approx(0.0)
+    constant = report_from_predictions({"keypoints": pred, "scores": np.ones_like(oracle)}, ds)
+    assert constant["confidence"]["auroc"] == pytest.approx(0.5)
+    assert constant["confidence"]["ece"] == pytest.approx(0.5)  # scores 1.00, half right
+    md = report_markdown(report)
+    assert "the whole image as the crop" in md and "ROC AUC 1.000" in md

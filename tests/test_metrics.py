@@ -379,3 +379,40 @@ def test_plot_pck_curves_returns_figure_with_one_line_per_model():
 def test_metrics_do_not_import_tensorflow():
     code = "import sys, keras_pose.metrics; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --------------------------------------------------------------------------- #
+# Per-joint confidence
+# --------------------------------------------------------------------------- #
+
+def test_score_auroc_hand_computed_ties_and_chance():
+    from keras_pose.metrics import score_auroc
+
+    # correct: 0.9, 0.3; wrong: 0.1, 0.8 -> pairs won 1 + 1 + 1 + 0 of 4
+    assert score_auroc([[0.9, 0.1, 0.8, 0.3]], [[1, 0, 0, 1]]) == pytest.approx(0.75)
+    assert score_auroc([0.9, 0.8, 0.2], [1, 1, 0]) == pytest.approx(1.0)
+    assert score_auroc([0.1, 0.2, 0.9], [1, 1, 0]) == pytest.approx(0.0)
+    assert score_auroc([1.0, 1.0, 1.0, 1.0], [1, 0, 1, 0]) == pytest.approx(0.5)  # a constant score is chance
+    # the mask drops the entry that would make it perfect
+    assert score_auroc([0.9, 0.1, 0.95], [1, 0, 0], mask=[True, True, False]) == pytest.approx(1.0)
+    assert np.isnan(score_auroc([0.2, 0.3], [1, 1]))
+    with pytest.raises(ValueError, match="same shape"):
+        score_auroc([0.1, 0.2], [1])
+    with pytest.raises(ValueError, match="non-finite"):
+        score_auroc([np.nan, 0.2], [1, 0])
+
+
+def test_reliability_bins_and_ece_hand_computed():
+    from keras_pose.metrics import reliability
+
+    r = reliability([0.05, 0.95, 0.95, 1.0], [0, 1, 0, 1], bins=2)
+    np.testing.assert_array_equal(r["count"], [1, 3])  # 1.0 falls in the last bin
+    np.testing.assert_allclose(r["mean_score"], [0.05, 2.9 / 3])
+    np.testing.assert_allclose(r["accuracy"], [0.0, 2 / 3])
+    assert r["ece"] == pytest.approx((0.05 + 3 * abs(2 / 3 - 2.9 / 3)) / 4)
+    empty = reliability([0.2], [1], bins=4)
+    assert empty["count"].tolist() == [1, 0, 0, 0] and np.isnan(empty["accuracy"][1])
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        reliability([1.5], [1])
+    with pytest.raises(ValueError, match="bins must be a positive integer"):
+        reliability([0.5], [1], bins=0)

@@ -125,3 +125,46 @@ def test_predict_with_an_exported_tflite_model(inputs, tmp_path, capsys):
     assert code == 0, err
     record = json.loads((tmp_path / "out" / "person.json").read_text())
     assert "tflite float32" in record["model"] and len(record["keypoints"]) == 14
+
+
+def test_threshold_hides_joints_in_the_drawing_not_in_the_json(tiny_zoo, inputs, tmp_path, capsys):
+    good = inputs["good"][0]
+    runs = {}
+    for t in ("0", "2"):  # every score of an untrained CPM is below 2: nothing drawn
+        out_dir = tmp_path / f"t{t}"
+        code, out, err = _run([good, "--model", PRESET, "--out", out_dir, "--threshold", t, "--refine", "1"], capsys)
+        assert code == 0, err
+        runs[t] = (json.loads((out_dir / "person.json").read_text()), cv2.imread(str(out_dir / "person.png")))
+    assert len(runs["2"][0]["keypoints"]) == 14 and not any(j["confident"] for j in runs["2"][0]["keypoints"])
+    assert runs["2"][0]["threshold"] == 2.0 and runs["2"][0]["refinements"] == 0  # nothing confident to re-crop on
+    original = cv2.imread(str(good))
+    assert np.array_equal(runs["2"][1], cv2.rectangle(original.copy(), *_box_corners(runs["2"][0]), (255, 255, 255), 1))
+    assert all(j["confident"] for j in runs["0"][0]["keypoints"]) and runs["0"][0]["refinements"] == 1
+    code, _, err = _run([good, "--model", PRESET, "--out", tmp_path / "bad", "--refine", "-1"], capsys)
+    assert code == 2 and "--refine must be >= 0" in err
+
+
+def _box_corners(record):
+    x1, y1, x2, y2 = (int(round(v)) for v in record["box"])
+    return (x1, y1), (x2, y2)
+
+
+def test_metrics_file_names():
+    assert cli.metrics_stem("lsp_test", None) == "metrics"
+    assert cli.metrics_stem("lsp_test", 100) == "metrics_lsp_test_100"
+    assert cli.metrics_stem("lsp_test", None, "image") == "metrics_image"
+    assert cli.metrics_stem("lsp_test", None, "image", 2) == "metrics_image_refine2"
+    assert cli.metrics_stem("lsp_train", None) == "metrics_lsp_train"
+
+
+@pytest.mark.data
+def test_evaluate_whole_image_crop_writes_its_own_metrics(tiny_zoo, data_root, tmp_path, capsys):
+    out = tmp_path / "metrics"
+    code = cli.main(["evaluate", "--model", PRESET, "--data", str(data_root), "--limit", "3", "--no-flip",
+                     "--crop", "image", "--refine", "1", "--out", str(out)])
+    text, err = capsys.readouterr()
+    assert code == 0, err
+    report = json.loads((out / "metrics_lsp_test_3_image_refine1.json").read_text())
+    assert report["crop"] == "image" and report["refine"] == 1 and report["count"] == 3
+    assert "auroc" in report["confidence"] and "--crop image" in report["command"]
+    assert "the whole image as the crop, then 1 re-crop(s)" in text

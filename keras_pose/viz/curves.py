@@ -208,3 +208,51 @@ def paper_comparison_table(per_joint_by_model: Mapping[str, object], skeleton: S
 
 
 __all__ = ["PAPER_LSP_PCK", "PaperResult", "paper_comparison_table", "pck_curves_figure", "pck_results"]
+
+
+# ---------------------------------------------------------------------------
+# Per-joint confidence
+# ---------------------------------------------------------------------------
+
+
+def reliability_figure(confidence: Mapping[str, dict], title: str = "Per-joint score reliability (LSP test)"):
+    """Reliability diagram: the fraction of joints correct at PCK@0.2 against the mean score, per score bin.
+
+    Args:
+        confidence: model name -> the ``confidence`` part of an evaluation
+            report (:func:`keras_pose.evaluation.confidence_report`: ``auroc``
+            and, for scores in [0, 1], ``ece`` and ``reliability`` with
+            ``edges``, ``count``, ``mean_score``, ``accuracy``).
+        title: the upper axes' title.
+
+    Returns:
+        A matplotlib Figure: the diagram (a perfectly calibrated score lies on
+        the diagonal; the legend gives ROC AUC and ECE) above the share of
+        joints in each bin.
+    """
+    from matplotlib.figure import Figure
+
+    if not isinstance(confidence, Mapping) or not confidence:
+        raise ValueError("confidence must be a non-empty mapping name -> report['confidence']")
+    fig = Figure(figsize=(6.0, 6.5))
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": (3, 1)})
+    top.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    for name, conf in confidence.items():
+        rel = conf.get("reliability") if isinstance(conf, Mapping) else None
+        if rel is None:
+            raise ValueError(f"{name}: no reliability table (its scores are not in [0, 1], or the report predates "
+                             "it: run keras-pose evaluate again)")
+        edges = np.asarray(rel["edges"], float)
+        mids = (edges[:-1] + edges[1:]) / 2
+        acc = np.array([np.nan if v is None else v for v in rel["accuracy"]], float)
+        score = np.array([np.nan if v is None else v for v in rel["mean_score"]], float)
+        count = np.asarray(rel["count"], float)
+        line, = top.plot(score, acc, marker="o", label=f"{name} (AUC {conf['auroc']:.2f}, ECE {conf['ece']:.2f})")
+        bottom.bar(mids, count / max(1.0, count.sum()), width=(edges[1] - edges[0]) * 0.8, alpha=0.5,
+                   color=line.get_color())
+    top.set(xlim=(0, 1), ylim=(0, 1), ylabel="fraction correct at PCK@0.2", title=title)
+    top.legend(loc="upper left", fontsize="small")
+    top.grid(alpha=0.3)
+    bottom.set(xlabel="per-joint score", ylabel="share of joints")
+    fig.tight_layout()
+    return fig

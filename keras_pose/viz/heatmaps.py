@@ -116,7 +116,7 @@ def model_skeleton(model) -> Skeleton:
     Returns:
         The :class:`~keras_pose.skeletons.Skeleton`.
     """
-    from keras_pose.inference import skeleton_for
+    from keras_pose.skeletons import skeleton_for
 
     outputs = model_outputs(model)
     if "keypoints" not in outputs:

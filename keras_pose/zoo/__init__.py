@@ -1,9 +1,10 @@
 """The model zoo: one registry, one loader.
 
-Each preset is a folder ``zoo/<name>/`` holding ``preset.json`` (description,
-model config, weights file and its SHA-256), the weights, the training config
-(``train.json``), the model card (``README.md``) and the measured metrics
-(``metrics.json``, written by ``keras-pose evaluate``).
+Each preset is a folder ``<zoo folder>/<name>/`` holding ``preset.json``
+(description, model config, weights file and its SHA-256, optionally the
+weights' ``"url"``), the weights, the training config (``train.json``), the
+model card (``README.md``) and the measured metrics (``metrics.json``,
+written by ``keras-pose evaluate``).
 
 Example:
     >>> import keras_pose
@@ -11,9 +12,25 @@ Example:
     >>> model = keras_pose.zoo.load("cpm_lsp")      # doctest: +SKIP
     >>> model(images)["keypoints"]                  # (B, 14, 2) in input pixels  # doctest: +SKIP
 
-The zoo folder is ``$KERAS_POSE_ZOO`` if set, else ``zoo/`` next to the
-package (the README's editable install keeps it there). ``load`` also takes
-a path to any preset folder or training run directory.
+The zoo folder is ``$KERAS_POSE_ZOO`` if set, else the package's own
+``keras_pose/zoo/presets/`` (package data: a wheel or ``pip install .``
+ships the presets with their weights; an editable install reads them from
+the repository, where ``keras-pose zoo-add`` writes new ones). ``load`` also
+takes a path to any preset folder or training run directory.
+
+A preset's weights file (and each stage file of a DeepPose cascade) is
+looked up in this order (:func:`weights_file`):
+
+1. the preset's own folder (the folder given to ``load``, or the preset in
+   the zoo folder);
+2. the installed package's preset folder ``keras_pose/zoo/presets/<name>/``;
+3. the user's cache ``$KERAS_HOME/keras_pose/zoo/<name>/`` (``~/.keras`` by
+   default);
+4. a download from the preset's ``"url"`` (a cascade stage's own ``"url"``)
+   into that cache, checked against the SHA-256 before it is kept.
+
+A file found in 1-3 is checked against its SHA-256 before it is used; a
+mismatch is an error naming the file, never a fallback to the next place.
 """
 
 from __future__ import annotations
@@ -25,15 +42,24 @@ import os
 import shutil
 from pathlib import Path
 
-from keras_pose.files import sha256
+from keras_pose.files import DownloadError, cache_dir, download, sha256
 
 ENV_VAR = "KERAS_POSE_ZOO"
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+#: The presets shipped with the package (package data).
+PACKAGE_ZOO = Path(__file__).resolve().parent / "presets"
+_ROOT = Path(__file__).resolve().parents[2]
+#: The repository root when the package runs from a source checkout (an editable install), else None.
+PROJECT_ROOT = _ROOT if (_ROOT / "setup.cfg").is_file() and (_ROOT / "docs").is_dir() else None
 
 
 def zoo_dir() -> Path:
-    """The folder holding the presets."""
-    return Path(os.environ[ENV_VAR]) if os.environ.get(ENV_VAR) else PROJECT_ROOT / "zoo"
+    """The folder holding the presets: ``$KERAS_POSE_ZOO`` if set, else :data:`PACKAGE_ZOO`."""
+    return Path(os.environ[ENV_VAR]) if os.environ.get(ENV_VAR) else PACKAGE_ZOO
+
+
+def zoo_cache_dir() -> Path:
+    """Where downloaded preset weights are kept: ``$KERAS_HOME/keras_pose/zoo``."""
+    return cache_dir() / "zoo"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,9 +75,11 @@ class Preset:
     architecture: str | None = None
     metrics: dict = dataclasses.field(default_factory=dict)
     cascade: dict | None = None  # DeepPose cascades: {"sigma", "skeleton", "stages": [...]}; the model is stage 1
+    url: str | None = None  # where the weights file can be downloaded from, when it is not shipped
 
     @property
     def weights_path(self) -> Path:
+        """The weights file in the preset's own folder (it may live elsewhere: :func:`weights_file`)."""
         return self.folder / self.weights
 
     @property
@@ -59,7 +87,9 @@ class Preset:
         return self.model["family"]
 
 
-def _read_preset(folder: Path) -> Preset:
+def read_preset(folder) -> Preset:
+    """The preset stored in ``folder`` (its ``preset.json`` and ``metrics.json``)."""
+    folder = Path(folder)
     path = folder / "preset.json"
     try:
         d = json.loads(path.read_text())
@@ -74,7 +104,8 @@ def _read_preset(folder: Path) -> Preset:
     if (folder / "metrics.json").is_file():
         metrics = json.loads((folder / "metrics.json").read_text())
     return Preset(d["name"], d["description"], folder, d["model"], d["weights"], d["sha256"],
-                  d.get("architecture"), metrics, d.get("cascade"))
+                  d.get("architecture"), metrics, d.get("cascade"), d.get("url"))
+
 
 
 def presets() -> dict[str, Preset]:
@@ -83,7 +114,7 @@ def presets() -> dict[str, Preset]:
     out = {}
     if root.is_dir():
         for folder in sorted(p for p in root.iterdir() if (p / "preset.json").is_file()):
-            p = _read_preset(folder)
+            p = read_preset(folder)
             out[p.name] = p
     return out
 
@@ -109,15 +140,97 @@ def list() -> builtins.list[dict]:  # noqa: A001 - the public API is keras_pose.
     return rows
 
 
-def verify(preset: Preset) -> None:
-    """Check the weights file against its recorded SHA-256; raise a clear error if it differs."""
-    path = preset.weights_path
+def _weights_entry(preset: Preset, stage: dict | None) -> tuple[str, str, str | None]:
+    """(file name, SHA-256, url) of the preset's weights, or of a cascade ``stage`` entry of its preset.json."""
+    if stage is None:
+        return preset.weights, preset.sha256, preset.url
+    missing = [k for k in ("weights", "sha256") if k not in stage]
+    if missing:
+        raise ValueError(f"zoo model {preset.name!r}: a cascade stage in {preset.folder / 'preset.json'} "
+                         f"lacks {missing}")
+    url = stage.get("url") or (preset.url if stage["weights"] == preset.weights else None)
+    return stage["weights"], stage["sha256"], url
+
+
+def _label(preset: Preset, stage: dict | None) -> str:
+    """How errors name a preset's weights: "zoo model 'x': weights file" or "cascade 'x': stage 2 weights file"."""
+    stages = (preset.cascade or {}).get("stages") or []
+    s = next((i for i, st in enumerate(stages, start=1) if st == stage), None) if stage is not None else None
+    return f"cascade {preset.name!r}: stage {s} weights file" if s else f"zoo model {preset.name!r}: weights file"
+
+
+def weights_places(preset: Preset, stage: dict | None = None) -> builtins.list[Path]:
+    """Where a preset's weights file (or a cascade stage's) is looked for, in order (the module docstring)."""
+    filename = _weights_entry(preset, stage)[0]
+    places = [preset.folder / filename, PACKAGE_ZOO / preset.name / filename,
+              zoo_cache_dir() / preset.name / filename]
+    out = []
+    for p in places:
+        if p.resolve() not in {q.resolve() for q in out}:
+            out.append(p)
+    return out
+
+
+def _in_cache(path: Path) -> bool:
+    return path.resolve().is_relative_to(zoo_cache_dir().resolve())
+
+
+def verify(preset: Preset, path=None, stage: dict | None = None) -> None:
+    """Check a weights file of ``preset`` against its recorded SHA-256; raise a clear error naming it if it differs.
+
+    Args:
+        preset: the preset.
+        path: the file to check (default: the weights in the preset's own folder).
+        stage: a cascade stage entry of the preset (its ``"weights"`` and ``"sha256"``); default: the
+            preset's own weights.
+    """
+    filename, expected, url = _weights_entry(preset, stage)
+    path = Path(path) if path is not None else preset.folder / filename
     if not path.is_file():
-        raise FileNotFoundError(f"zoo model {preset.name!r}: weights file {path} is missing")
+        raise FileNotFoundError(f"{_label(preset, stage)} {path} is missing")
     digest = sha256(path)
-    if digest != preset.sha256:
-        raise ValueError(f"zoo model {preset.name!r}: weights file {path} is corrupt or was changed "
-                         f"(SHA-256 {digest[:12]}..., expected {preset.sha256[:12]}...); restore it from the repository")
+    if digest != expected:
+        if _in_cache(path):
+            fix = (f"delete {path} so that it is downloaded again from {url}" if url else
+                   f"delete {path} and put a good copy there")
+        else:
+            fix = "restore it from the repository or reinstall keras_pose"
+        raise ValueError(f"{_label(preset, stage)} {path} is corrupt or was changed "
+                         f"(SHA-256 {digest[:12]}..., expected {expected[:12]}...); {fix}")
+
+
+def weights_file(preset: Preset, stage: dict | None = None) -> Path:
+    """The checked local weights file of a preset (or of a cascade ``stage`` entry), downloaded if need be.
+
+    Looks in :func:`weights_places` in order; the first file found is checked
+    with :func:`verify` (a mismatch is an error, not a reason to look further).
+    Found nowhere, the file is downloaded from the preset's ``"url"`` into the
+    cache (:func:`keras_pose.files.download`: SHA-256 checked before it is
+    kept). Without a url, or when the download fails, one error lists every
+    place looked in and how to get the file.
+    """
+    filename, expected, url = _weights_entry(preset, stage)
+    places = weights_places(preset, stage)
+    for path in places:
+        if path.is_file():
+            verify(preset, path, stage)
+            return path
+    label, cached = _label(preset, stage), zoo_cache_dir() / preset.name / filename
+    looked = "; ".join(str(p) for p in places)
+    shipped = (PACKAGE_ZOO / preset.name).is_dir()
+    how = [f"reinstall keras_pose (it ships {preset.name} with its weights)"] if shipped else []
+    how += [f"set ${ENV_VAR} to a zoo folder that has {preset.name}/{filename}", f"put the file at {cached}"]
+    how = ", ".join(how[:-1]) + " or " + how[-1]
+    if not url:
+        raise FileNotFoundError(f"{label} {filename} is missing (looked in: {looked}; its preset.json has no "
+                                f"url to download it from); to get it, {how}")
+    try:
+        return download(url, cached, expected)
+    except DownloadError as e:
+        raise FileNotFoundError(f"{label} {filename} is missing (looked in: {looked}) and {e}; check the "
+                                f"connection and retry, or {how}") from e
+    except ValueError as e:  # a wrong checksum: nothing was kept
+        raise ValueError(f"{label} {filename}: {e}") from e
 
 
 def build_from_dict(model_config: dict):
@@ -173,9 +286,8 @@ def resolve(name_or_path: str | os.PathLike) -> tuple[dict, Path]:
             if (path / name).is_file():
                 return json.loads(cfg.read_text()), path / name
         raise FileNotFoundError(f"training run {path} has no weights (best.weights.h5, final.weights.h5)")
-    preset = _read_preset(path) if path.is_dir() else get_preset(str(name_or_path))
-    verify(preset)
-    return preset.model, preset.weights_path
+    preset = read_preset(path) if path.is_dir() else get_preset(str(name_or_path))
+    return preset.model, weights_file(preset)
 
 
 def load_cascade(name_or_path):
@@ -205,8 +317,12 @@ def _load_run(folder: Path):
 
 
 def save_preset(model, folder, name: str, description: str, architecture: str | None = None,
-                train_config=None) -> Preset:
-    """Write a preset folder: weights (float32), model config, checksum, training config."""
+                train_config=None, url: str | None = None) -> Preset:
+    """Write a preset folder: weights (float32), model config, checksum, training config.
+
+    ``url``: where the weights file will be downloadable from (recorded as
+    ``"url"``), for a preset whose weights are hosted rather than shipped.
+    """
     from keras_pose.models.common import model_config
 
     folder = Path(folder)
@@ -215,12 +331,14 @@ def save_preset(model, folder, name: str, description: str, architecture: str | 
     model.save_weights(weights)
     d = {"name": name, "description": description, "architecture": architecture, "model": model_config(model),
          "weights": weights.name, "sha256": sha256(weights), "size_bytes": weights.stat().st_size}
+    if url is not None:
+        d["url"] = url
     (folder / "preset.json").write_text(json.dumps(d, indent=2) + "\n")
     if train_config is not None:
         src = Path(train_config)
         if src.resolve() != (folder / "train.json").resolve():
             shutil.copyfile(src, folder / "train.json")
-    return _read_preset(folder)
+    return read_preset(folder)
 
 
 def _run_summary(run: Path) -> dict:
@@ -266,7 +384,7 @@ def add_from_run(run_dir, name: str, description: str, folder=None) -> Preset:
             shutil.copyfile(run / "train.json", folder / "train.json")
         summary["stages"] = [_run_summary(f) for f in cascade_folders(run) if (f / "checkpoint" / "state.json").is_file()]
         summary["train_hours"] = sum(s["train_hours"] or 0.0 for s in summary["stages"])
-        preset = _read_preset(folder)
+        preset = read_preset(folder)
     else:
         preset = save_preset(_load_run(run), folder, name, description, architecture=arch,
                              train_config=run / "train.json")
