@@ -313,7 +313,7 @@ def load_predictor(spec: str | os.PathLike, padding: float | None = None) -> Pos
 
     padding = padding if padding is not None else training_padding(spec)
     if zoo.is_cascade(spec):  # DeepPose: run every stage of the cascade
-        from keras_pose.training.deeppose import cascade_predictor
+        from keras_pose.zoo.cascades import cascade_predictor
 
         cascade = zoo.load_cascade(spec)
         size = int(cascade.stage_models[0].inputs[0].shape[1])

@@ -290,7 +290,7 @@ def test_trunk_config_checks_and_pretrained_false(monkeypatch):
         raise AssertionError("pretrained=False must not read ImageNet weights")
 
     monkeypatch.setattr(B, "load_imagenet_weights", no_imagenet)
-    cfg = _softargmax_on_trunk(backbone_weights="imagenet")
+    cfg = _softargmax_on_trunk(backbone_weights="imagenet", freeze_backbone_bn=True)
     model = build_model(cfg, pretrained=False)  # what zoo.load does before loading a preset's own weights
     assert model_config(model) == cfg.to_dict()
     # ... and the trunk's BN layers are frozen as in training, so fine-tuning or resuming a preset
@@ -299,14 +299,14 @@ def test_trunk_config_checks_and_pretrained_false(monkeypatch):
                    if isinstance(l, keras.layers.BatchNormalization))
 
 
-def test_pretrained_trunk_bn_is_frozen_by_default_and_the_convs_train(monkeypatch):
+def test_pretrained_trunk_bn_can_be_frozen_and_the_convs_still_train(monkeypatch):
     import keras
 
     from keras_pose.models import build_model
 
     monkeypatch.setattr(B, "load_imagenet_weights", lambda model, name: None)  # no package needed here
     trunk_bn = lambda m: [l for l in m.get_layer("backbone").layers if isinstance(l, keras.layers.BatchNormalization)]
-    model = build_model(_softargmax_on_trunk(backbone_weights="imagenet"))
+    model = build_model(_softargmax_on_trunk(backbone_weights="imagenet", freeze_backbone_bn=True))
     bns = trunk_bn(model)
     assert bns and not any(l.trainable for l in bns)
     trunk_ids = {id(w) for w in model.get_layer("backbone").weights}
@@ -319,10 +319,9 @@ def test_pretrained_trunk_bn_is_frozen_by_default_and_the_convs_train(monkeypatc
     model(np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32), training=True)
     for a, b in zip(before, bns[0].non_trainable_weights):
         np.testing.assert_array_equal(a, np.array(b))
-    # opting out, and a trunk without pretrained statistics, train their BN layers
-    assert all(l.trainable for l in trunk_bn(build_model(_softargmax_on_trunk(backbone_weights="imagenet",
-                                                                              freeze_backbone_bn=False))))
-    assert all(l.trainable for l in trunk_bn(build_model(_softargmax_on_trunk())))
+    # the default, and a trunk without pretrained statistics, train their BN layers
+    assert all(l.trainable for l in trunk_bn(build_model(_softargmax_on_trunk(backbone_weights="imagenet"))))
+    assert all(l.trainable for l in trunk_bn(build_model(_softargmax_on_trunk(freeze_backbone_bn=True))))
 
 
 def test_committed_run_configs_parse():
@@ -338,3 +337,144 @@ def test_committed_run_configs_parse():
         model_cfg = get_config(cfg.model) if isinstance(cfg.model, str) else None
         size = model_cfg.input_size[0] if model_cfg is not None else cfg.model["input_size"][0]
         assert cfg.pipeline_config(size).augment is not None, path
+
+
+# ---------------------------------------------------------------------------
+# CPM, part heatmap regression and DeepPose on the trunk
+# ---------------------------------------------------------------------------
+
+TRUNK_FAMILIES = ("cpm", "part_heatmap", "deeppose")
+#: the paper stem's first layer of each family: absent from its trunk models
+PAPER_STEM = {"cpm": "stage1_conv1", "part_heatmap": "det_conv1", "deeppose": "conv1"}
+
+
+def _on_trunk(family, **kw):
+    """A 64x64 config of ``family`` on the Lite0 trunk (``backbone="paper"`` gives the same head on the paper stem)."""
+    from keras_pose.models.cpm import CPMConfig
+    from keras_pose.models.deeppose import DeepPoseConfig
+    from keras_pose.models.part_heatmap import PartHeatmapConfig
+
+    kw = dict(backbone="efficientnet_lite0", **kw)
+    if family == "cpm":
+        return CPMConfig(input_size=(64, 64), num_stages=2, width=0.25, batch_norm=True, trunk_kernel=3,
+                         stage1_kernel=3, mconv_kernel=3, dropout=0.0, center_sigma=4.0, **kw)
+    if family == "part_heatmap":
+        return PartHeatmapConfig(num_joints=14, input_size=(64, 64), width=0.125, resnet_blocks=(1, 1, 1, 1),
+                                 hourglass_depth=2, hourglass_blocks=1, neck_filters=16, **kw)
+    return DeepPoseConfig(input_size=(64, 64), dense_units=(32,), dropout=0.0, lrn=False, batch_norm=True, **kw)
+
+
+def _trunk_bn(model, name="backbone"):
+    import keras
+
+    return [l for l in model.get_layer(name).layers if isinstance(l, keras.layers.BatchNormalization)]
+
+
+@pytest.mark.parametrize("family", TRUNK_FAMILIES)
+def test_family_on_a_trunk_has_the_paper_outputs_and_one_nested_trunk(family):
+    import keras
+
+    from keras_pose.models import build_model
+    from keras_pose.models.registry import output_strides
+    from keras_pose.training import make_objective
+
+    cfg = _on_trunk(family)
+    model, paper = build_model(cfg), build_model(cfg.replace(backbone="paper"))
+    shapes = {n: tuple(o.shape) for n, o in zip(model.output_names, model.outputs)}
+    assert shapes == {n: tuple(o.shape) for n, o in zip(paper.output_names, paper.outputs)}
+    assert output_strides(model) == output_strides(paper)
+    trunks = [l for l in model.layers if isinstance(l, keras.Model)]
+    assert [t.name for t in trunks] == ["backbone"]
+    assert PAPER_STEM[family] not in {l.name for l in model.layers}
+    assert PAPER_STEM[family] in {l.name for l in paper.layers}
+    out = model(np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32), training=False)
+    assert all(np.isfinite(np.asarray(v)).all() for v in out.values())
+    # the family's objective encodes targets of the outputs' shapes and strides
+    objective = make_objective(model)
+    flags = np.ones((2, 14), bool)
+    joints = np.random.default_rng(1).uniform(5, 59, (2, 14, 2)).astype(np.float32)
+    targets = objective.encode({"joints": joints, "visible": flags, "annotated": flags, "in_crop": flags})
+    for name, term in objective.terms.items():
+        assert targets[term.target].shape[1:] == out[name].shape[1:], name
+    total, per = objective(out, targets)
+    assert np.isfinite(float(total)) and set(per) == set(objective.terms)
+
+
+@pytest.mark.parametrize("family", TRUNK_FAMILIES)
+def test_family_trunk_config_checks_frozen_bn_and_pretrained_false(family, monkeypatch):
+    from keras_pose.models import FAMILIES, build_model, model_config
+
+    config_cls = FAMILIES[family][0]
+    with pytest.raises(ValueError, match=rf"{config_cls.__name__}.backbone: expected 'paper' or one of"):
+        _on_trunk(family, backbone_weights=None).replace(backbone="vgg16")
+    with pytest.raises(ValueError, match="paper's own stem has no pretrained weights"):
+        _on_trunk(family).replace(backbone="paper", backbone_weights="imagenet")
+    with pytest.raises(ValueError, match="multiples of 32"):
+        _on_trunk(family).replace(input_size=(80, 80))
+
+    def no_imagenet(*args, **kwargs):
+        raise AssertionError("pretrained=False must not read ImageNet weights")
+
+    monkeypatch.setattr(B, "load_imagenet_weights", no_imagenet)
+    cfg = _on_trunk(family, backbone_weights="imagenet", freeze_backbone_bn=True)
+    model = build_model(cfg, pretrained=False)  # what zoo.load does before loading a preset's own weights
+    assert model_config(model) == cfg.to_dict()
+    assert _trunk_bn(model) and not any(l.trainable for l in _trunk_bn(model))
+
+    loads = []
+    monkeypatch.setattr(B, "load_imagenet_weights", lambda model, name: loads.append(name))
+    model = build_model(cfg)
+    assert loads == ["efficientnet_lite0"]
+    assert not any(l.trainable for l in _trunk_bn(model))
+    trunk_ids = {id(w) for w in model.get_layer("backbone").weights}
+    trained = [w.path for w in model.trainable_weights if id(w) in trunk_ids]
+    assert "stem_conv/kernel" in trained and not any("gamma" in p or "beta" in p for p in trained)
+    assert all(l.trainable for l in _trunk_bn(build_model(cfg.replace(freeze_backbone_bn=False))))  # the default
+    assert _on_trunk(family, backbone_weights="imagenet").freeze_backbone_bn is False
+    assert all(l.trainable for l in _trunk_bn(build_model(_on_trunk(family, freeze_backbone_bn=True))))  # no
+    # ImageNet statistics to keep
+
+
+def test_paper_defaults_stay_on_the_paper_stems():
+    from keras_pose.models import FAMILIES, build_model, list_architectures
+
+    for family, (config_cls, _) in FAMILIES.items():
+        cfg = config_cls()
+        assert (cfg.backbone, cfg.backbone_weights) == ("paper", None), family
+    for name in list_architectures(variant="tiny"):
+        assert "backbone" not in {l.name for l in build_model(name).layers}, name
+
+
+def test_deeppose_cascade_stages_each_get_their_own_trunk(monkeypatch):
+    from keras_pose.models import build_deeppose_cascade
+
+    monkeypatch.setattr(B, "load_imagenet_weights", lambda model, name: None)
+    cascade = build_deeppose_cascade(_on_trunk("deeppose", backbone_weights="imagenet", num_stages=2,
+                                               freeze_backbone_bn=True))
+    trunks = [m.get_layer("backbone") for m in cascade.stage_models]
+    assert len(trunks) == 2 and trunks[0] is not trunks[1]
+    assert not any(l.trainable for m in cascade.stage_models for l in _trunk_bn(m))
+    out = cascade(np.random.default_rng(0).uniform(0, 255, (1, 96, 80, 3)).astype(np.float32))
+    assert [tuple(p.shape) for p in out["stages"]] == [(1, 14, 2), (1, 14, 2)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", TRUNK_FAMILIES)
+def test_family_on_a_trunk_trains_two_steps_through_its_objective(family, tmp_path, monkeypatch):
+    from test_training import _config, _stick_figures
+
+    from keras_pose.training import Trainer
+
+    monkeypatch.setattr(B, "load_imagenet_weights", lambda model, name: None)
+    cfg = _on_trunk(family, backbone_weights="imagenet", freeze_backbone_bn=True)
+    trainer = Trainer(_config(cfg.to_dict()), tmp_path / "run", train_set=_stick_figures(tmp_path, n=8))
+    bn = _trunk_bn(trainer.model)[0]
+    stats = [np.array(v) for v in bn.non_trainable_weights]
+    before = {w.path: w.numpy().copy() for w in trainer.model.trainable_weights}
+    trainer.run(verbose=0, max_steps=2)
+    assert trainer.state["step"] == 2
+    changed = {w.path for w in trainer.model.trainable_weights if not np.array_equal(before[w.path], w.numpy())}
+    assert "stem_conv/kernel" in changed and len(changed) > len(before) // 2
+    for a, b in zip(stats, bn.non_trainable_weights):  # the frozen trunk BN kept its statistics
+        np.testing.assert_array_equal(a, np.array(b))
+    assert all(np.isfinite(w.numpy()).all() for w in trainer.model.trainable_weights)

@@ -16,9 +16,9 @@ from keras_pose.models.deeppose import DeepPoseCascade
 from keras_pose.models.registry import build_model, get_config
 from keras_pose.skeletons import LSP14
 from keras_pose.training import TrainConfig, Trainer
-from keras_pose.training.deeppose import (cascade_predictor, covariance_factor, displacement_moments,
-                                          displacement_statistics, load_cascade, load_stage_models, own_joint_l2,
-                                          refinement_objective, save_cascade_preset, simulate_refinement_batch)
+from keras_pose.training.deeppose import (covariance_factor, displacement_moments, displacement_statistics,
+                                          own_joint_l2, refinement_objective, simulate_refinement_batch)
+from keras_pose.zoo.cascades import cascade_predictor, load_cascade, load_stage_models, save_cascade_preset
 
 K = 14
 BASE_POSE = np.array([[40, 85], [42, 68], [44, 52], [54, 52], [56, 68], [58, 85], [30, 50], [34, 38],
@@ -351,7 +351,7 @@ def test_cascade_preset_through_zoo_and_predictor(tmp_path, monkeypatch):
     from keras_pose import zoo
     from keras_pose.inference import load_predictor
     from keras_pose.models.registry import build_model
-    from keras_pose.training.deeppose import save_cascade_preset
+    from keras_pose.zoo.cascades import save_cascade_preset
 
     monkeypatch.setenv(zoo.ENV_VAR, str(tmp_path / "zoo"))
     stages = []

@@ -8,7 +8,10 @@
   ``keras-pose zoo-card`` generates, while their preset does not exist yet;
 - every training config shown as a JSON block is a valid ``TrainConfig`` whose
   phase regexes select variables of its model;
-- every public function and class of the package has a docstring.
+- every public function and class of the package has a docstring;
+- no two modules of the package import each other, and the library never imports
+  the predictors (``keras_pose.inference``) or their users (``keras_pose.viz``, the
+  command line; docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -261,3 +264,75 @@ def test_public_functions_and_classes_have_docstrings():
             if not (doc and doc.strip()):
                 missing.append(f"{name}.{attr}")
     assert not missing, f"{len(missing)} public functions / classes without a docstring:\n" + "\n".join(sorted(missing))
+
+
+def _import_graph() -> dict:
+    """Module -> the keras_pose modules it imports (at module level or inside functions), from the source."""
+    import ast
+
+    package = ROOT / "keras_pose"
+    modules = {}
+    for path in package.rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+
+    def owner(name):  # the module a dotted import name lands in (a package's attribute -> the package)
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name
+
+    graph = {}
+    for name, path in modules.items():
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            else:
+                continue
+            for n in names:
+                target = owner(n) if n.startswith("keras_pose") else ""
+                # a module importing its own parent package (e.g. for __version__) is not a cycle
+                if target and target != name and not name.startswith(target + "."):
+                    targets.add(target)
+        graph[name] = targets
+    return graph
+
+
+def test_no_two_modules_import_each_other():
+    """Data flows one way (library -> predictor -> CLI): no cycle in the import graph, lazy imports included."""
+    graph = _import_graph()
+    assert "keras_pose.inference" in graph and "keras_pose.cli" in graph
+    index, low, stack, on_stack, cycles = {}, {}, [], set(), []
+
+    def visit(v):  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    assert cycles == [], f"modules that import each other: {cycles}"
+    # the library never imports the predictor layer or what sits on it (figures, the command line)
+    library = [m for m in graph if not m.startswith(("keras_pose.cli", "keras_pose.inference", "keras_pose.viz"))]
+    offenders = {m: sorted(t for t in graph[m] if t.startswith(("keras_pose.cli", "keras_pose.inference")))
+                 for m in library}
+    assert {m: t for m, t in offenders.items() if t} == {}

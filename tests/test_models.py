@@ -410,3 +410,11 @@ def test_architectures_markdown():
     text = architectures_markdown(["cpm_tiny", "deeppose_tiny"])
     assert "| `cpm_tiny` | 64x64 |" in text and "stage_1..stage_2: 8" in text
     assert "| `deeppose_tiny` | 64x64 |" in text and "— (coordinates)" in text
+
+
+def test_models_md_lists_every_architecture():
+    # docs/models.md is generated (python tools/model_table.py); a new preset must be in it
+    path = os.path.join(os.path.dirname(__file__), os.pardir, "docs", "models.md")
+    with open(path) as f:
+        rows = [line.split("|")[1].strip() for line in f if line.startswith("| `")]
+    assert rows == [f"`{name}`" for name in list_architectures()], "regenerate: python tools/model_table.py"

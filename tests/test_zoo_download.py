@@ -184,7 +184,7 @@ def test_bundled_file_is_used_before_the_cache_and_a_corrupt_one_is_an_error(tin
 
 
 def test_cascade_stage_weights_are_downloaded_too(places, server, tmp_path):
-    from keras_pose.training.deeppose import load_cascade, save_cascade_preset
+    from keras_pose.zoo.cascades import load_cascade, save_cascade_preset
 
     zoo_folder, _, cache = places
     runs = []

@@ -5,7 +5,7 @@ Usage (same arguments as ``keras-pose visualize``):
     python tools/visualize.py --model cpm_lsp --image photo.jpg --joint r_wrist --kind stages --out figures/stages.png
     python tools/visualize.py --kind pck --models cpm_lsp softargmax_lsp --data ../shared/data --out docs/pck.png
 
-All logic lives in ``keras_pose.viz`` and ``keras_pose.cli_viz``.
+All logic lives in ``keras_pose.viz`` and ``keras_pose.cli.visualize``.
 """
 
 from __future__ import annotations

@@ -32,6 +32,15 @@ Input normalisation: BGR / 256 - 0.5, as the Caffe data layer.
 Options beyond the paper (the paper preset keeps the paper's choice):
 ``batch_norm`` (BN after every hidden conv; small presets) and per-part
 kernel sizes / channel counts, all scaled by ``width``.
+
+On a pretrained trunk (``backbone``, :mod:`keras_pose.models.backbones`):
+the trunk's stride 8, 16 and 32 features merged top-down to stride 8
+(``trunk_filters`` x ``width`` channels) are the image features of *every*
+stage: they replace both the stage-1 trunk and the shared trunk of stages
+t >= 2 (the paper trains them from scratch, spec 2.4). Stage 1 keeps its conv 5x5 32 ->
+conv 512 -> conv 1x1 512 -> b_1, stages t >= 2 keep their own conv 5x5 32 on
+the features, the centre map and the Mconvs; outputs and strides are the
+paper's. The input is then normalised for the trunk, not BGR / 256 - 0.5.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ from typing import ClassVar
 import keras
 
 from keras_pose.layers import CenterMap, HeatmapToKeypoints
+from keras_pose.models.backbones import check_backbone, top_down_merge, trunk_features
 from keras_pose.models.common import InputNormalization, ModelConfig, attach_config, conv_block, name_outputs
 
 
@@ -61,6 +71,17 @@ class CPMConfig(ModelConfig):
         mconv_filters, mconv_kernel, num_mconv: stage t >= 2 Mconvs (128, 11, 3).
         dropout: drop rate after the stage-1 512-channel convs.
         center_sigma: centre-map Gaussian sigma in input pixels (21 at 368).
+        backbone: ``"paper"`` (the two 3-block conv+pool trunks) or a
+            pretrained trunk of :mod:`keras_pose.models.backbones`, whose
+            stride 8, 16 and 32 features are merged top-down to stride 8 with
+            ``trunk_filters`` (scaled by ``width``) channels and feed every
+            stage (``trunk_kernel`` is then unused). ``input_size`` must then
+            be a multiple of 32.
+        backbone_weights: None or ``"imagenet"`` (trunks only).
+        freeze_backbone_bn: a pretrained trunk's BN layers keep their
+            ImageNet statistics and run in inference mode while training (no
+            effect without ``backbone_weights``); off by default,
+            as for :class:`~keras_pose.models.softargmax.SoftArgmaxConfig`.
     """
 
     family: ClassVar[str] = "cpm"
@@ -81,11 +102,18 @@ class CPMConfig(ModelConfig):
     num_mconv: int = 3
     dropout: float = 0.5
     center_sigma: float = 21.0
+    backbone: str = "paper"
+    backbone_weights: str | None = None
+    freeze_backbone_bn: bool = False
 
     def __post_init__(self):
         super().__post_init__()
         if self.num_stages < 1:
             raise ValueError(f"CPMConfig.num_stages: expected >= 1, got {self.num_stages}")
+        check_backbone("CPMConfig", self.backbone, self.backbone_weights)
+        h, w = self.input_size
+        if self.backbone != "paper" and (h % 32 or w % 32):
+            raise ValueError(f"CPMConfig.input_size: a pretrained trunk needs multiples of 32, got {self.input_size}")
 
     @property
     def stride(self) -> int:
@@ -100,8 +128,9 @@ def _trunk(x, cfg: CPMConfig, prefix: str):
     return x
 
 
-def build_cpm(config: CPMConfig | None = None, name: str = "cpm") -> keras.Model:
-    """Build a Convolutional Pose Machine.
+def build_cpm(config: CPMConfig | None = None, name: str = "cpm", pretrained: bool = True) -> keras.Model:
+    """Build a Convolutional Pose Machine (``pretrained=False``: a trunk without its ImageNet
+    weights, for a model whose own weights are loaded next).
 
     Returns:
         A functional model: input ``"images"`` (B, H, W, 3) float32 RGB in
@@ -112,13 +141,19 @@ def build_cpm(config: CPMConfig | None = None, name: str = "cpm") -> keras.Model
     p1 = cfg.num_joints + 1
     bn = cfg.batch_norm
     images = keras.Input((h, w, 3), name="images", dtype="float32")
-    x = InputNormalization(offset=128.0, scale=1.0 / 256.0, reverse_channels=True, name="bgr_normalize")(images)
+    if cfg.backbone == "paper":
+        x = InputNormalization(offset=128.0, scale=1.0 / 256.0, reverse_channels=True, name="bgr_normalize")(images)
+        features = None
+    else:  # one pretrained trunk gives the image features of every stage
+        levels = trunk_features(images, cfg.backbone, cfg.backbone_weights, load_weights=pretrained,
+                                freeze_bn=cfg.freeze_backbone_bn)
+        features = top_down_merge(levels, cfg.ch(cfg.trunk_filters))
 
     center = CenterMap(sigma=cfg.center_sigma, name="center_map")(images)
     center = keras.layers.AveragePooling2D(9, 8, padding="same", name="center_pool")(center)
 
     # Stage 1.
-    y = _trunk(x, cfg, "stage1")
+    y = _trunk(x, cfg, "stage1") if features is None else features
     y = conv_block(y, cfg.ch(cfg.feature_filters), cfg.feature_kernel, batch_norm=bn, name="stage1_conv4")
     y = conv_block(y, cfg.ch(cfg.stage1_filters), cfg.stage1_kernel, batch_norm=bn, name="stage1_conv5")
     if cfg.dropout > 0:
@@ -131,7 +166,7 @@ def build_cpm(config: CPMConfig | None = None, name: str = "cpm") -> keras.Model
 
     # Stages t >= 2 share one trunk tensor.
     if cfg.num_stages > 1:
-        trunk = _trunk(x, cfg, "trunk")
+        trunk = _trunk(x, cfg, "trunk") if features is None else features
     for t in range(2, cfg.num_stages + 1):
         f = conv_block(trunk, cfg.ch(cfg.feature_filters), cfg.feature_kernel, batch_norm=bn,
                        name=f"stage{t}_features")

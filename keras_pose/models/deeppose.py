@@ -36,6 +36,13 @@ Resolved ambiguities (spec section 6, rows 1-2):
 
 Small presets may replace LRN with batch normalisation (``batch_norm=True,
 lrn=False``); BN trains these nets much faster on CPU.
+
+On a pretrained trunk (``backbone``, :mod:`keras_pose.models.backbones`):
+the trunk's stride-32 features (P5, 320 channels for Lite0, no 1280-channel
+head conv) replace C1-C5 and are flattened into the paper's F6, F7 and the
+linear 2K output, as C5's 6x6x256 are in the paper; every cascade stage
+built from such a config (:func:`build_deeppose_cascade`, or a refinement
+stage trained from it) has its own trunk.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ from typing import ClassVar, Sequence
 import keras
 from keras import ops
 
+from keras_pose.models.backbones import check_backbone, trunk_features
 from keras_pose.models.common import (PACKAGE, InputNormalization, ModelConfig, NormalizedToPixels,
                                       attach_config, conv_block, name_outputs)
 from keras_pose.skeletons import LSP14, Skeleton, get_skeleton
@@ -72,6 +80,16 @@ class DeepPoseConfig(ModelConfig):
         batch_norm: BatchNorm after every conv (small variants).
         sigma: cascade crop size factor (box side = sigma * diam(pose)).
         skeleton: skeleton name used by the cascade to find the torso diameter.
+        backbone: ``"paper"`` (C1-C5) or a pretrained trunk of
+            :mod:`keras_pose.models.backbones` whose stride-32 features feed
+            F6 (``conv_*``, ``stem_stride`` and ``lrn`` are then unused;
+            ``batch_norm`` applies to F6, F7). ``input_size`` must then be a
+            multiple of 32.
+        backbone_weights: None or ``"imagenet"`` (trunks only).
+        freeze_backbone_bn: a pretrained trunk's BN layers keep their
+            ImageNet statistics and run in inference mode while training (no
+            effect without ``backbone_weights``); off by default,
+            as for :class:`~keras_pose.models.softargmax.SoftArgmaxConfig`.
     """
 
     family: ClassVar[str] = "deeppose"
@@ -89,12 +107,21 @@ class DeepPoseConfig(ModelConfig):
     batch_norm: bool = False
     sigma: float = 2.0
     skeleton: str = "lsp14"
+    backbone: str = "paper"
+    backbone_weights: str | None = None
+    freeze_backbone_bn: bool = False
 
     def __post_init__(self):
         super().__post_init__()
+        check_backbone("DeepPoseConfig", self.backbone, self.backbone_weights)
         if len(self.conv_filters) != 5 or len(self.conv_kernels) != 5:
             raise ValueError(f"DeepPoseConfig: conv_filters and conv_kernels need 5 entries (C1-C5), got "
                              f"{self.conv_filters} and {self.conv_kernels}")
+        if self.backbone != "paper":
+            if any(side % 32 for side in self.input_size):
+                raise ValueError(f"DeepPoseConfig.input_size: a pretrained trunk needs multiples of 32, got "
+                                 f"{self.input_size}")
+            return
         for side in self.input_size:
             n = -(-side // self.stem_stride)
             for _ in range(3):  # three 3x3/2 valid max-pools
@@ -156,8 +183,10 @@ class UnitScores(keras.layers.Layer):
         return tuple(input_shape[:-1])
 
 
-def build_deeppose(config: DeepPoseConfig | None = None, name: str = "deeppose") -> keras.Model:
-    """Build the DeepPose regressor psi.
+def build_deeppose(config: DeepPoseConfig | None = None, name: str = "deeppose",
+                   pretrained: bool = True) -> keras.Model:
+    """Build the DeepPose regressor psi (``pretrained=False``: a trunk without its ImageNet
+    weights, for a model whose own weights are loaded next).
 
     Returns:
         A functional model with input ``"images"`` (B, H, W, 3) float32 RGB in
@@ -168,16 +197,19 @@ def build_deeppose(config: DeepPoseConfig | None = None, name: str = "deeppose")
     h, w = cfg.input_size
     k = cfg.num_joints
     images = keras.Input((h, w, 3), name="images", dtype="float32")
-    x = InputNormalization(offset=IMAGENET_MEAN_RGB, scale=1.0, name="imagenet_mean")(images)
-
-    f, ks = cfg.conv_filters, cfg.conv_kernels
-    for i in range(5):
-        x = conv_block(x, cfg.ch(f[i]), ks[i], strides=cfg.stem_stride if i == 0 else 1,
-                       batch_norm=cfg.batch_norm, name=f"conv{i + 1}")
-        if i < 2 and cfg.lrn:
-            x = LocalResponseNormalization(name=f"lrn{i + 1}")(x)
-        if i in (0, 1, 4):
-            x = keras.layers.MaxPooling2D(3, 2, padding="valid", name=f"pool{i + 1}")(x)
+    if cfg.backbone == "paper":
+        x = InputNormalization(offset=IMAGENET_MEAN_RGB, scale=1.0, name="imagenet_mean")(images)
+        f, ks = cfg.conv_filters, cfg.conv_kernels
+        for i in range(5):
+            x = conv_block(x, cfg.ch(f[i]), ks[i], strides=cfg.stem_stride if i == 0 else 1,
+                           batch_norm=cfg.batch_norm, name=f"conv{i + 1}")
+            if i < 2 and cfg.lrn:
+                x = LocalResponseNormalization(name=f"lrn{i + 1}")(x)
+            if i in (0, 1, 4):
+                x = keras.layers.MaxPooling2D(3, 2, padding="valid", name=f"pool{i + 1}")(x)
+    else:
+        x = trunk_features(images, cfg.backbone, cfg.backbone_weights, load_weights=pretrained,
+                           freeze_bn=cfg.freeze_backbone_bn)["P5"]
     x = keras.layers.Flatten(name="flatten")(x)
     for i, units in enumerate(cfg.dense_units):
         x = keras.layers.Dense(cfg.ch(units), use_bias=not cfg.batch_norm, name=f"fc{i + 6}")(x)
@@ -194,10 +226,12 @@ def build_deeppose(config: DeepPoseConfig | None = None, name: str = "deeppose")
     return attach_config(model, cfg)
 
 
-def build_deeppose_cascade(config: DeepPoseConfig | None = None, name: str = "deeppose") -> "DeepPoseCascade":
-    """``config.num_stages`` independent regressors psi_1..psi_S wrapped in a :class:`DeepPoseCascade`."""
+def build_deeppose_cascade(config: DeepPoseConfig | None = None, name: str = "deeppose",
+                           pretrained: bool = True) -> "DeepPoseCascade":
+    """``config.num_stages`` independent regressors psi_1..psi_S wrapped in a :class:`DeepPoseCascade`
+    (each with its own trunk when ``config`` names one)."""
     cfg = config or DeepPoseConfig()
-    models = [build_deeppose(cfg, name=f"{name}_stage{s + 1}") for s in range(cfg.num_stages)]
+    models = [build_deeppose(cfg, name=f"{name}_stage{s + 1}", pretrained=pretrained) for s in range(cfg.num_stages)]
     return DeepPoseCascade(models, sigma=cfg.sigma, skeleton=cfg.skeleton)
 
 

@@ -26,6 +26,16 @@ Two instances (``config.instance``):
     bottlenecks per branch, 2x2/2 deconvs instead of nearest upsampling) and
     a final deconv x4 to the input resolution.
 
+On a pretrained trunk (``backbone``, :mod:`keras_pose.models.backbones`;
+residual instance only): the detection subnetwork is the trunk (the paper's
+detectors are ImageNet-initialised too) with its stride 4-32 features merged
+top-down to stride 4 (``det_neck``, the upsampling) and the 1x1 scoring
+(``det_score``), so ``detection`` keeps stride 4; the regression hourglass
+takes the sigmoid detection maps stacked with those stride-4 trunk features
+instead of with the image, so its D1 is a stride-1 3x3 conv (the input is
+already at stride 4), and its final deconv x4 still returns to the input
+resolution. The input is then normalised for the trunk, not to [0, 1].
+
 Outputs:
     ``detection``  (B, h, w, K) logits (vgg: full res; residual: stride 4).
     ``regression`` (B, H, W, K) linear heatmaps at the input resolution.
@@ -46,7 +56,9 @@ Resolved ambiguities / deviations:
     - Convolutions use Keras' default init (Glorot); ``zero_init=True``
       zero-initialises the added layers as the paper does (B6, the regression
       convs; deconvs stay bilinear). The paper reports both behave alike.
-    - No ImageNet initialisation is bundled (the zoo trains from scratch).
+    - The paper's own detectors (VGG-16, ResNet-152) come without ImageNet
+      weights here (the paper presets train from scratch); the ImageNet
+      initialisation is the pretrained trunk above.
 """
 
 from __future__ import annotations
@@ -58,6 +70,7 @@ import keras
 
 from keras_pose.codecs.heatmap import check_smooth
 from keras_pose.layers import BilinearKernel, HeatmapToKeypoints, bilinear_upsample
+from keras_pose.models.backbones import check_backbone, top_down_merge, trunk_features
 from keras_pose.models.common import ModelConfig, attach_config, check_choice, conv_block, name_outputs
 
 INSTANCES = ("vgg", "residual")
@@ -99,6 +112,18 @@ class PartHeatmapConfig(ModelConfig):
             ``HeatmapToKeypoints`` ``smooth``). Maps trained on wide
             Gaussians have flat tops where small noise, or int8
             quantization, moves the argmax by several pixels.
+
+        backbone: ``"paper"`` (the instance's own detector) or a pretrained
+            trunk of :mod:`keras_pose.models.backbones` as the residual
+            instance's detector (``resnet_*`` are then unused); the input
+            must then be a multiple of 32 and of ``4 * 2 ** hourglass_depth``.
+        backbone_weights: None or ``"imagenet"`` (trunks only).
+        freeze_backbone_bn: a pretrained trunk's BN layers keep their
+            ImageNet statistics and run in inference mode while training (no
+            effect without ``backbone_weights``); off by default,
+            as for :class:`~keras_pose.models.softargmax.SoftArgmaxConfig`.
+        neck_filters: trunks only: channels of the top-down merge of the
+            trunk's features to stride 4 (not scaled by ``width``).
     """
 
     family: ClassVar[str] = "part_heatmap"
@@ -126,10 +151,19 @@ class PartHeatmapConfig(ModelConfig):
     head_filters: int = 512
     decode_border: int = 0
     decode_smooth: int = 0
+    # pretrained trunk
+    backbone: str = "paper"
+    backbone_weights: str | None = None
+    freeze_backbone_bn: bool = False
+    neck_filters: int = 128
 
     def __post_init__(self):
         super().__post_init__()
         check_choice("PartHeatmapConfig", "instance", self.instance, INSTANCES)
+        check_backbone("PartHeatmapConfig", self.backbone, self.backbone_weights)
+        if self.backbone != "paper" and self.instance != "residual":
+            raise ValueError(f"PartHeatmapConfig.backbone: a pretrained trunk replaces the residual instance's "
+                             f"detector; expected instance='residual', got {self.instance!r}")
         if self.decode_border < 0:
             raise ValueError(f"PartHeatmapConfig.decode_border must be >= 0, got {self.decode_border}")
         check_smooth(self.decode_smooth, "PartHeatmapConfig.decode_smooth")
@@ -143,9 +177,10 @@ class PartHeatmapConfig(ModelConfig):
                 raise ValueError(f"PartHeatmapConfig: reg_filters {self.reg_filters} / reg_kernels {self.reg_kernels} / "
                                  f"reg_pools {self.reg_pools} are inconsistent")
         else:
-            m = max(16, 4 * 2 ** self.hourglass_depth)
+            m = max(16 if self.backbone == "paper" else 32, 4 * 2 ** self.hourglass_depth)
+            trunk = "" if self.backbone == "paper" else f" on the trunk {self.backbone!r}"
             if h % m or w % m:
-                raise ValueError(f"PartHeatmapConfig.input_size: the residual instance with hourglass_depth="
+                raise ValueError(f"PartHeatmapConfig.input_size: the residual instance{trunk} with hourglass_depth="
                                  f"{self.hourglass_depth} needs multiples of {m}, got {self.input_size}")
             if len(self.resnet_blocks) != 4:
                 raise ValueError(f"PartHeatmapConfig.resnet_blocks: expected 4 stages, got {self.resnet_blocks}")
@@ -237,6 +272,14 @@ def _residual_detection(x, cfg: PartHeatmapConfig):
     return bilinear_upsample(cfg.num_joints, 4, name="detection")(x)
 
 
+def _trunk_detection(levels, cfg: PartHeatmapConfig):
+    """The trunk's levels merged top-down to stride 4 + 1x1 scoring: (stride-4 features, logits at stride 4)."""
+    init = "zeros" if cfg.zero_init else "glorot_uniform"
+    features = top_down_merge(levels, cfg.neck_filters, level="P2", name="det_neck")
+    return features, conv_block(features, cfg.num_joints, 1, activation=None, kernel_initializer=init,
+                                name="det_score")
+
+
 def _pre_bottleneck(x, filters, name, init):
     """Newell pre-activation bottleneck: (BN-ReLU-conv) 1x1 F/2 -> 3x3 F/2 -> 1x1 F, 1x1 projection if needed."""
     shortcut = x
@@ -269,11 +312,18 @@ def _hourglass(x, depth, cfg: PartHeatmapConfig, name, init):
     return keras.layers.Add(name=f"{name}_add")([up, low])
 
 
-def _hourglass_regression(x, cfg: PartHeatmapConfig):
-    """D1-D7 + final x4 deconv: one hourglass, output at the input resolution."""
+def _hourglass_regression(x, cfg: PartHeatmapConfig, downsample: bool = True):
+    """D1-D7 + final x4 deconv: one hourglass, output at 4x the hourglass resolution.
+
+    ``downsample``: D1 as printed (conv 7x7/2 + pool, input at the image resolution); else the input
+    is already at stride 4 (trunk features) and D1 is a stride-1 3x3 conv.
+    """
     init = "zeros" if cfg.zero_init else "glorot_uniform"
-    x = conv_block(x, cfg.ch(64), 7, strides=2, batch_norm=True, kernel_initializer=init, name="reg_conv1")
-    x = keras.layers.MaxPooling2D(2, 2, name="reg_pool1")(x)
+    if downsample:
+        x = conv_block(x, cfg.ch(64), 7, strides=2, batch_norm=True, kernel_initializer=init, name="reg_conv1")
+        x = keras.layers.MaxPooling2D(2, 2, name="reg_pool1")(x)
+    else:
+        x = conv_block(x, cfg.ch(64), 3, batch_norm=True, kernel_initializer=init, name="reg_conv1")
     x = _pre_bottleneck(x, cfg.ch(cfg.hourglass_filters), "reg_lift", init)
     x = _hourglass(x, cfg.hourglass_depth, cfg, f"reg_hg{cfg.hourglass_depth}", init)
     x = conv_block(x, cfg.ch(cfg.head_filters), 1, batch_norm=True, kernel_initializer=init, name="reg_head")
@@ -286,8 +336,10 @@ def _hourglass_regression(x, cfg: PartHeatmapConfig):
 # ---------------------------------------------------------------------------
 
 
-def build_part_heatmap(config: PartHeatmapConfig | None = None, name: str = "part_heatmap") -> keras.Model:
-    """Build the part heatmap regression cascade (detection -> regression).
+def build_part_heatmap(config: PartHeatmapConfig | None = None, name: str = "part_heatmap",
+                       pretrained: bool = True) -> keras.Model:
+    """Build the part heatmap regression cascade (detection -> regression); ``pretrained=False``:
+    a trunk without its ImageNet weights, for a model whose own weights are loaded next.
 
     Returns:
         A functional model: input ``"images"`` (B, H, W, 3) float32 RGB in
@@ -297,17 +349,26 @@ def build_part_heatmap(config: PartHeatmapConfig | None = None, name: str = "par
     cfg = config or PartHeatmapConfig()
     h, w = cfg.input_size
     images = keras.Input((h, w, 3), name="images", dtype="float32")
-    x = keras.layers.Rescaling(1.0 / 255.0, name="rgb_unit")(images)
 
-    if cfg.instance == "vgg":
-        detection = _vgg_detection(x, cfg)
+    if cfg.backbone != "paper":  # residual instance on a pretrained trunk, all at stride 4
+        levels = trunk_features(images, cfg.backbone, cfg.backbone_weights, load_weights=pretrained,
+                                freeze_bn=cfg.freeze_backbone_bn)
+        features, detection = _trunk_detection(levels, cfg)
         maps = keras.layers.Activation("sigmoid", name="detection_sigmoid")(detection)
+        stacked = keras.layers.Concatenate(name="stack_features_heatmaps")([features, maps])
+        regression = _hourglass_regression(stacked, cfg, downsample=False)
     else:
-        detection = _residual_detection(x, cfg)
-        maps = keras.layers.Activation("sigmoid", name="detection_sigmoid")(detection)
-        maps = keras.layers.UpSampling2D(cfg.detection_stride, interpolation="bilinear", name="detection_resize")(maps)
-    stacked = keras.layers.Concatenate(name="stack_image_heatmaps")([x, maps])
-    regression = _vgg_regression(stacked, cfg) if cfg.instance == "vgg" else _hourglass_regression(stacked, cfg)
+        x = keras.layers.Rescaling(1.0 / 255.0, name="rgb_unit")(images)
+        if cfg.instance == "vgg":
+            detection = _vgg_detection(x, cfg)
+            maps = keras.layers.Activation("sigmoid", name="detection_sigmoid")(detection)
+        else:
+            detection = _residual_detection(x, cfg)
+            maps = keras.layers.Activation("sigmoid", name="detection_sigmoid")(detection)
+            maps = keras.layers.UpSampling2D(cfg.detection_stride, interpolation="bilinear",
+                                             name="detection_resize")(maps)
+        stacked = keras.layers.Concatenate(name="stack_image_heatmaps")([x, maps])
+        regression = _vgg_regression(stacked, cfg) if cfg.instance == "vgg" else _hourglass_regression(stacked, cfg)
 
     keypoints, scores = HeatmapToKeypoints(stride=cfg.regression_stride, border=cfg.decode_border,
                                            smooth=cfg.decode_smooth, name="decode")(regression)

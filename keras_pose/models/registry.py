@@ -8,6 +8,8 @@ the paper presets, the parameter count the spec reports). Names are
 - ``*_small``: CPU-trainable variants the zoo ships (LSP, 14 joints,
   ~0.5-2 GFLOPs, < 6 M parameters, BN where the family allows).
 - ``*_tiny``: ~0.02-0.1 GFLOPs at 64x64, for tests and overfit checks.
+- ``*_lite0``: the family's structure on an ImageNet-pretrained
+  EfficientNet-Lite0 trunk (``backbone``), LSP, 14 joints, 160x160.
 
 Example:
     >>> from keras_pose.models import build_model, list_architectures
@@ -79,6 +81,12 @@ _ARCHITECTURES = (
         DeepPoseConfig(input_size=(128, 128), dense_units=(512, 512), dropout=0.3, lrn=False, batch_norm=True),
         "DeepPose psi at 128x128 with BN instead of LRN and 512-unit dense layers"),
     Architecture(
+        "deeppose_lite0",
+        DeepPoseConfig(input_size=(160, 160), dense_units=(512, 512), dropout=0.3, lrn=False, batch_norm=True,
+                       backbone="efficientnet_lite0", backbone_weights="imagenet"),
+        "DeepPose psi on an ImageNet EfficientNet-Lite0 trunk: its stride-32 features (5x5x320) flattened into "
+        "512-unit dense layers with BN, 160x160"),
+    Architecture(
         "deeppose_tiny",
         DeepPoseConfig(input_size=(64, 64), width=0.5, dense_units=(256, 256), dropout=0.0, lrn=False,
                        batch_norm=True),
@@ -93,6 +101,13 @@ _ARCHITECTURES = (
         CPMConfig(input_size=(128, 128), num_stages=3, width=0.5, batch_norm=True, trunk_kernel=3,
                   stage1_kernel=7, mconv_kernel=7, dropout=0.1, center_sigma=7.0),
         "CPM, 3 stages at 128x128, half width, BN; kernels scaled with the input (trunk 3x3, stage 7x7)"),
+    Architecture(
+        "cpm_lite0",
+        CPMConfig(input_size=(160, 160), num_stages=3, width=0.5, batch_norm=True, stage1_kernel=5,
+                  mconv_kernel=5, dropout=0.1, center_sigma=9.0, backbone="efficientnet_lite0",
+                  backbone_weights="imagenet"),
+        "CPM, 3 stages on an ImageNet EfficientNet-Lite0 trunk (strides 8-32 merged to stride 8, 64 channels, "
+        "the image features of every stage), half width, BN, 5x5 kernels, 160x160"),
     Architecture(
         "cpm_tiny",
         CPMConfig(input_size=(64, 64), num_stages=2, width=0.1875, batch_norm=True, trunk_kernel=3,
@@ -115,6 +130,14 @@ _ARCHITECTURES = (
         "Part heatmap regression, residual instance: small ResNet (1-2-2-1) + one depth-3 hourglass, 128x128 "
         "(decoding skips the 2 edge pixels the final 8x8/4 transposed convolution only half covers and blurs "
         "the maps, box 9 x 3 passes, before the argmax)"),
+    Architecture(
+        "part_heatmap_lite0",
+        PartHeatmapConfig(num_joints=14, input_size=(160, 160), instance="residual", width=0.25,
+                          hourglass_depth=3, hourglass_blocks=1, neck_filters=64, decode_border=2,
+                          backbone="efficientnet_lite0", backbone_weights="imagenet"),
+        "Part heatmap regression, residual instance on an ImageNet EfficientNet-Lite0 trunk: detector = trunk "
+        "merged to stride 4 (64 channels) + 1x1 scoring, one depth-3 hourglass (64 channels) on the sigmoid "
+        "maps stacked with those features, 160x160 (decoding skips the 2 edge pixels, as part_heatmap_small)"),
     Architecture(
         "part_heatmap_tiny",
         PartHeatmapConfig(num_joints=14, input_size=(64, 64), instance="residual", width=0.125,
@@ -209,9 +232,7 @@ def build_model(name_or_config: str | ModelConfig | Mapping[str, Any], name: str
     else:
         raise TypeError(f"build_model: expected a preset name, a ModelConfig or a dict, got {type(name_or_config).__name__}")
     builder = FAMILIES[config.family][1]
-    if not pretrained and getattr(config, "backbone_weights", None) is not None:
-        return builder(config, name=name or config.family, pretrained=False)
-    return builder(config, name=name or config.family)
+    return builder(config, name=name or config.family, pretrained=pretrained)
 
 
 # ---------------------------------------------------------------------------

@@ -292,7 +292,7 @@ def resolve(name_or_path: str | os.PathLike) -> tuple[dict, Path]:
 
 def load_cascade(name_or_path):
     """A DeepPose cascade (all its stages, checksums verified) from a cascade preset or refinement run."""
-    from keras_pose.training.deeppose import load_cascade as _load
+    from keras_pose.zoo.cascades import load_cascade as _load
 
     return _load(name_or_path)
 
@@ -377,7 +377,7 @@ def add_from_run(run_dir, name: str, description: str, folder=None) -> Preset:
     folder = Path(folder) if folder else zoo_dir() / name
     arch = train["model"] if isinstance(train["model"], str) else None
     if train.get("refine"):  # a DeepPose refinement stage: publish the whole cascade
-        from keras_pose.training.deeppose import cascade_folders, save_cascade_preset
+        from keras_pose.zoo.cascades import cascade_folders, save_cascade_preset
 
         save_cascade_preset(run, folder, name, description, architecture=arch)
         if not (folder / "train.json").is_file():

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from keras_pose.cli import command
+from keras_pose.cli.registry import command
 
 KINDS = ("skeleton", "stages", "saliency", "smoothgrad", "gradcam", "gradcam++", "pck", "reliability")
 

@@ -1,27 +1,10 @@
-"""The ``keras-pose`` command line: thin wrappers over the library.
-
-Subcommands register themselves in ``COMMANDS`` (name -> (add_arguments, run)).
-"""
+"""``keras-pose info | train | evaluate | zoo | zoo-add | zoo-card``: thin wrappers over the library."""
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-COMMANDS = {}
-
-
-def command(name, help):
-    """Decorator: register ``add_arguments`` for subcommand ``name``; it returns the run function."""
-
-    def deco(add_arguments):
-        COMMANDS[name] = (help, add_arguments)
-        return add_arguments
-
-    return deco
+from keras_pose.cli.registry import command
 
 
 @command("info", "versions, and where datasets and the zoo are looked for")
@@ -265,41 +248,3 @@ def _zoo_card(p):
                    help="where to write the zoo table (default: docs/zoo.md of the source checkout; "
                         "required when keras_pose is installed from a wheel)")
     return run
-
-
-# Subcommands defined in other modules register themselves on import (one line each):
-# (keras_pose.cli_export: predict, export; keras_pose.cli_viz: visualize)
-import keras_pose.cli_export  # noqa: E402,F401
-import keras_pose.cli_viz  # noqa: E402,F401
-
-
-def build_parser():
-    """The argparse parser with every registered subcommand."""
-    parser = argparse.ArgumentParser(prog="keras-pose", description="keras_pose: 2D human pose estimation model zoo")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, (help, add_arguments) in COMMANDS.items():
-        p = sub.add_parser(name, help=help, description=help)
-        p.set_defaults(_run=add_arguments(p))
-    return parser
-
-
-def main(argv=None):
-    """Entry point of ``keras-pose``; returns the exit code (2 for a clear user error)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    args.argv = argv
-    try:
-        return args._run(args) or 0
-    except (FileNotFoundError, ValueError, KeyError) as e:
-        print(f"keras-pose {args.command}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"keras-pose {args.command}: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    # Run the imported module's main, where the other modules' subcommands registered themselves.
-    from keras_pose.cli import main as _main
-
-    sys.exit(_main())

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from keras_pose.cli import command
+from keras_pose.cli.registry import command
 
 DEFAULT_MODEL = "cpm_lsp"
 #: A real photo of a person shipped with matplotlib (its sample data), used when ``predict`` gets no image.
