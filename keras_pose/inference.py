@@ -23,7 +23,9 @@ Without a box the person crop is the whole image. ``refine=N`` then
 re-crops N times around the model's own confident keypoints (those scoring
 at least ``threshold``), as MediaPipe derives its next region of interest
 from its landmarks: the box of those keypoints times the training padding,
-the crop the model was trained on. Per-joint scores are the model's own
+the crop the model was trained on. By default (``refine=None``) an image
+without a box is re-cropped :data:`DEFAULT_REFINE` times and one with a box
+is not. Per-joint scores are the model's own
 (joint probability for soft-argmax, heatmap peak for heatmap models);
 ``PoseResult.confident(threshold)`` tells which joints to trust, and the
 drawing helpers leave out the joints below it.
@@ -42,6 +44,9 @@ from keras_pose.skeletons import Skeleton, skeleton_for
 
 #: Default per-joint score threshold: joints scoring below it are not drawn, nor used to re-crop.
 DEFAULT_SCORE_THRESHOLD = 0.5
+#: Re-crops around the confident keypoints when no box is given (``refine=None``); with a box, none.
+#: Measured on the LSP-train holdout, whole image as the first crop: docs/getting_started.md.
+DEFAULT_REFINE = 1
 
 
 @dataclasses.dataclass
@@ -61,15 +66,19 @@ class PoseResult:
         return (np.asarray(self.scores) >= threshold) & np.all(np.isfinite(self.keypoints), axis=-1)
 
     def keypoint_box(self, threshold: float = DEFAULT_SCORE_THRESHOLD, min_joints: int = 2):
-        """(x1, y1, x2, y2) of the confident keypoints, or None with fewer than ``min_joints`` of them
-        (or when they span no area)."""
+        """The square (x1, y1, x2, y2) around the confident keypoints: centred on their box, side = its
+        longer side (the person box the training crops are cut from, see
+        :func:`keras_pose.data.records.estimate_center_scale`); None with fewer than ``min_joints`` of them
+        or when they span no more than a pixel."""
         pts = np.asarray(self.keypoints, np.float64)[self.confident(threshold)]
         if len(pts) < max(2, min_joints):
             return None
         lo, hi = pts.min(0), pts.max(0)
-        if max(hi - lo) <= 1.0:
+        half = float(max(hi - lo)) / 2.0
+        if half <= 0.5:
             return None
-        return (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
+        cx, cy = (lo + hi) / 2.0
+        return (float(cx - half), float(cy - half), float(cx + half), float(cy + half))
 
     def to_dict(self, threshold: float = DEFAULT_SCORE_THRESHOLD) -> dict:
         """JSON-friendly: every joint with its score (and whether it reaches ``threshold``), the crop box."""
@@ -121,21 +130,25 @@ class PosePredictor:
         return centre, float(max(box[2] - box[0], box[3] - box[1]) * self.padding)
 
     def __call__(self, image, box=None, flip: bool = False, scales: Sequence[float] = (1.0,),
-                 color: str = "rgb", refine: int = 0, threshold: float = DEFAULT_SCORE_THRESHOLD) -> PoseResult:
+                 color: str = "rgb", refine: int | None = None,
+                 threshold: float = DEFAULT_SCORE_THRESHOLD) -> PoseResult:
         """Predict one image (see module docstring for accepted inputs and ``refine``)."""
         return self.predict_many([image], [box], flip=flip, scales=scales, color=color, refine=refine,
                                  threshold=threshold)[0]
 
     def predict_many(self, images, boxes=None, flip: bool = False, scales: Sequence[float] = (1.0,),
-                     color: str = "rgb", refine: int = 0,
+                     color: str = "rgb", refine: int | None = None,
                      threshold: float = DEFAULT_SCORE_THRESHOLD) -> list[PoseResult]:
         """Predict several images (a list, or an array batch (B, H, W[, C])).
 
         ``refine``: re-crop this many times around the keypoints scoring at
-        least ``threshold`` (fewer than 2 of them: the last crop stays).
+        least ``threshold`` (fewer than 2 of them: the last crop stays);
+        ``None``: :data:`DEFAULT_REFINE` times for an image without a box,
+        never for one with a box.
         """
-        if not isinstance(refine, (int, np.integer)) or isinstance(refine, bool) or refine < 0:
-            raise ValueError(f"refine must be a non-negative integer, got {refine!r}")
+        if refine is not None and (not isinstance(refine, (int, np.integer)) or isinstance(refine, bool)
+                                   or refine < 0):
+            raise ValueError(f"refine must be None or a non-negative integer, got {refine!r}")
         if not np.isfinite(threshold):
             raise ValueError(f"threshold must be a finite number, got {threshold!r}")
         images = [self.load_image(im, color) for im in images]
@@ -145,7 +158,8 @@ class PosePredictor:
         results = []
         for img, box in zip(images, boxes):
             result = self._predict_crop(img, *self.crop_geometry(img.shape, box), flip, scales)
-            for i in range(refine):
+            times = (DEFAULT_REFINE if box is None else 0) if refine is None else refine
+            for i in range(times):
                 new_box = result.keypoint_box(threshold)
                 if new_box is None:
                     break

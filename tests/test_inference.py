@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from keras_pose.evaluation import evaluate_model, flip_average
-from keras_pose.inference import PosePredictor, keras_predictor
+from keras_pose.inference import DEFAULT_REFINE, PosePredictor, keras_predictor
 from keras_pose.skeletons import skeleton_for
 from keras_pose.models.registry import build_model
 from keras_pose.skeletons import LSP14
@@ -40,7 +40,7 @@ def test_keypoints_map_back_to_image_pixels():
     np.testing.assert_allclose(res.keypoints[1], [90.0, 50.0], atol=1e-3)
     np.testing.assert_allclose(res.keypoints[0], [50.0, 10.0], atol=1e-3)  # side 80 around (90, 50)
     assert res.to_dict()["keypoints"][0]["joint"] == "r_ankle"
-    whole = pose(np.zeros((100, 200, 3), np.uint8))  # no box: the whole image, centred
+    whole = pose(np.zeros((100, 200, 3), np.uint8), refine=0)  # no box: the whole image, centred
     np.testing.assert_allclose(whole.keypoints[1], [99.5, 49.5], atol=1e-3)
 
 
@@ -202,7 +202,8 @@ def test_refine_recrops_around_the_confident_keypoints():
     scores[[0, 1]] = 0.9
     pose = PosePredictor(_answer(pts, scores), 64, LSP14, padding=1.5)
     image = np.zeros((200, 400, 3), np.uint8)
-    first = pose(image)
+    first = pose(image, refine=0)
+    assert pose(image).refinements == DEFAULT_REFINE and pose(image, box=(10, 10, 50, 50)).refinements == 0
     assert first.refinements == 0 and first.box == pytest.approx((-0.5, -100.5, 399.5, 299.5), abs=1e-3)
     once = pose(image, refine=1)
     # first pass: crop side 400 around (199.5, 99.5), 6.25 image px per input px -> confident box
@@ -213,10 +214,15 @@ def test_refine_recrops_around_the_confident_keypoints():
     assert once.box == pytest.approx((centre[0] - side / 2, centre[1] - side / 2,
                                       centre[0] + side / 2, centre[1] + side / 2), abs=1e-3)
     assert pose(image, refine=3).refinements == 3
+    # two confident joints on one row: a square crop around them, as for a person box
+    flat = pts.copy()
+    flat[1] = (48.0, 8.0)
+    row = PosePredictor(_answer(flat, scores), 64, LSP14, padding=1.5)(image, refine=1)
+    assert row.refinements == 1 and row.box[2] - row.box[0] == pytest.approx(row.box[3] - row.box[1])
     # a higher threshold leaves fewer than two confident joints: the whole-image crop stays
     stays = pose(image, refine=2, threshold=0.95)
     assert stays.refinements == 0 and stays.box == pytest.approx(first.box)
-    with pytest.raises(ValueError, match="refine must be a non-negative integer"):
+    with pytest.raises(ValueError, match="refine must be None or a non-negative integer"):
         pose(image, refine=-1)
 
 

@@ -130,7 +130,7 @@ def test_predict_with_an_exported_tflite_model(inputs, tmp_path, capsys):
 def test_threshold_hides_joints_in_the_drawing_not_in_the_json(tiny_zoo, inputs, tmp_path, capsys):
     good = inputs["good"][0]
     runs = {}
-    for t in ("0", "2"):  # every score of an untrained CPM is below 2: nothing drawn
+    for t in ("-1000", "2"):  # every score of an untrained CPM is below 2: nothing drawn; above -1000: all
         out_dir = tmp_path / f"t{t}"
         code, out, err = _run([good, "--model", PRESET, "--out", out_dir, "--threshold", t, "--refine", "1"], capsys)
         assert code == 0, err
@@ -139,7 +139,7 @@ def test_threshold_hides_joints_in_the_drawing_not_in_the_json(tiny_zoo, inputs,
     assert runs["2"][0]["threshold"] == 2.0 and runs["2"][0]["refinements"] == 0  # nothing confident to re-crop on
     original = cv2.imread(str(good))
     assert np.array_equal(runs["2"][1], cv2.rectangle(original.copy(), *_box_corners(runs["2"][0]), (255, 255, 255), 1))
-    assert all(j["confident"] for j in runs["0"][0]["keypoints"]) and runs["0"][0]["refinements"] == 1
+    assert all(j["confident"] for j in runs["-1000"][0]["keypoints"]) and runs["-1000"][0]["refinements"] == 1
     code, _, err = _run([good, "--model", PRESET, "--out", tmp_path / "bad", "--refine", "-1"], capsys)
     assert code == 2 and "--refine must be >= 0" in err
 
@@ -168,3 +168,24 @@ def test_evaluate_whole_image_crop_writes_its_own_metrics(tiny_zoo, data_root, t
     assert report["crop"] == "image" and report["refine"] == 1 and report["count"] == 3
     assert "auroc" in report["confidence"] and "--crop image" in report["command"]
     assert "the whole image as the crop, then 1 re-crop(s)" in text
+
+
+FLAGSHIP = "softargmax_lsp"
+
+
+@pytest.mark.slow
+def test_readme_demo_on_the_flagship_draws_the_upper_body_only(tmp_path, capsys, monkeypatch):
+    """The README demo (grace_hopper.jpg, a head-and-shoulders portrait): the head, neck and shoulders are
+    confident and drawn; the hips, knees and ankles, which are not in the photo, are not."""
+    monkeypatch.delenv(zoo.ENV_VAR, raising=False)
+    preset = zoo.get_preset(FLAGSHIP)
+    if preset.model.get("backbone", "paper") == "paper":
+        pytest.skip(f"{FLAGSHIP} is still the from-scratch preset; the flagship on a pretrained trunk replaces it "
+                    "when its training run is published (issue #16)")
+    code = cli.main(["predict", "--model", FLAGSHIP, "--out", str(tmp_path)])
+    assert code == 0, capsys.readouterr().err
+    joints = {j["joint"]: j for j in json.loads((tmp_path / "grace_hopper.json").read_text())["keypoints"]}
+    assert len(joints) == 14
+    shown = {name for name, j in joints.items() if j["confident"]}
+    assert {"head_top", "neck", "r_shoulder", "l_shoulder"} <= shown, joints
+    assert not shown & {"r_hip", "l_hip", "r_knee", "l_knee", "r_ankle", "l_ankle"}, joints

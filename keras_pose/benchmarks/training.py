@@ -9,19 +9,22 @@ import numpy as np
 import tensorflow as tf
 
 from keras_pose.flops import count_flops
-from keras_pose.models.registry import build_model
+from keras_pose.models.registry import build_model, get_config
 from keras_pose.training.objectives import make_objective
 
 
-def training_throughput(name: str, batch_size: int = 16, steps: int = 15, policy: str = "float32") -> dict:
+def training_throughput(name: str, batch_size: int = 16, steps: int = 15, policy: str = "float32",
+                        **overrides) -> dict:
     """Images/s of one training step (forward, losses, backward, Adam) on random data.
 
     The step is the one the Trainer compiles (targets encoded in the step from
     random joints), so the figure is the model's cost without the input pipeline.
+    ``overrides`` replace fields of the architecture's config (e.g.
+    ``freeze_backbone_bn=True``).
     """
     keras.mixed_precision.set_global_policy(policy)
     try:
-        model = build_model(name)
+        model = build_model(get_config(name).replace(**overrides), name=name) if overrides else build_model(name)
         gflops = count_flops(model) / 1e9
         objective = make_objective(model)
         optimizer = keras.optimizers.Adam(1e-4)

@@ -54,7 +54,7 @@ def _unique_stem(path: Path, used: set) -> str:
     return name
 
 
-def predict_images(predictor, images, out_dir, box=None, flip=False, scales=(1.0,), refine=0, threshold=None,
+def predict_images(predictor, images, out_dir, box=None, flip=False, scales=(1.0,), refine=None, threshold=None,
                    log=print, err=lambda s: print(s, file=sys.stderr)) -> list:
     """Predict each image, write ``<stem>.png`` (the skeleton of the joints scoring at least ``threshold``
     drawn, with their scores) and ``<stem>.json`` (every joint with its score).
@@ -102,7 +102,7 @@ def predict_images(predictor, images, out_dir, box=None, flip=False, scales=(1.0
 
 @command("predict", "keypoints for images: writes <stem>.png (skeleton drawn) and <stem>.json per image")
 def _predict(p):
-    from keras_pose.inference import DEFAULT_SCORE_THRESHOLD
+    from keras_pose.inference import DEFAULT_REFINE, DEFAULT_SCORE_THRESHOLD
 
     def run(args):
         from keras_pose.inference import load_predictor
@@ -120,7 +120,7 @@ def _predict(p):
             predictor = load_predictor(args.model)
         except KeyError as e:  # unknown zoo name: the message lists the valid names
             raise ValueError(e.args[0] if e.args else str(e)) from None
-        if args.refine < 0:
+        if args.refine is not None and args.refine < 0:
             raise ValueError(f"--refine must be >= 0, got {args.refine}")
         failed = predict_images(predictor, images, args.out, box=args.box, flip=args.flip, scales=args.scales,
                                 refine=args.refine, threshold=args.threshold)
@@ -139,8 +139,9 @@ def _predict(p):
                    help="the person's box, for every image (default: the whole image is the person crop)")
     p.add_argument("--flip", action="store_true", help="average with the mirrored image's prediction")
     p.add_argument("--scales", type=float, nargs="+", default=[1.0], help="crop scales to average (e.g. 0.8 1 1.2)")
-    p.add_argument("--refine", type=int, default=0,
-                   help="re-crop N times around the confident keypoints (a crop the model finds itself)")
+    p.add_argument("--refine", type=int, default=None,
+                   help="re-crop N times around the confident keypoints, a crop the model finds itself (default: "
+                        f"{DEFAULT_REFINE} without --box, 0 with one)")
     p.add_argument("--threshold", type=float, default=DEFAULT_SCORE_THRESHOLD,
                    help=f"joints scoring below it are not drawn (the JSON keeps them; default {DEFAULT_SCORE_THRESHOLD})")
     return run
