@@ -237,9 +237,11 @@ def report_from_predictions(pred: dict, dataset: PoseDataset, name: str = "model
 
 
 def confidence_report(scores, result: "metrics.PCKResult", bins: int = 10) -> dict:
-    """AUROC of the scores for "correct at PCK" (annotated joints), and a reliability table if scores are in [0, 1]."""
+    """AUROC of the scores for "correct at PCK" (annotated joints), the score threshold that separates them best
+    (:func:`keras_pose.metrics.youden_threshold`), and a reliability table if scores are in [0, 1]."""
     scores = np.asarray(scores, np.float64)
     out = {"auroc": metrics.score_auroc(scores, result.correct, result.mask),
+           "threshold": metrics.youden_threshold(scores, result.correct, result.mask),
            "score_min": float(np.min(scores[result.mask])), "score_max": float(np.max(scores[result.mask]))}
     if 0.0 <= out["score_min"] and out["score_max"] <= 1.0:
         rel = metrics.reliability(scores, result.correct, result.mask, bins=bins)

@@ -6,6 +6,7 @@ Example:
     >>> result = pose("photo.jpg")                             # whole image as the person crop  # doctest: +SKIP
     >>> result = pose(rgb_array, box=(x1, y1, x2, y2))         # or a person box  # doctest: +SKIP
     >>> result.keypoints, result.scores                        # (K, 2) pixels, (K,)  # doctest: +SKIP
+    >>> result.confident()                                     # (K,) bool, the preset's threshold  # doctest: +SKIP
 
 Images may be a file path, or an array (H, W), (H, W, 1), (H, W, 3) or
 (H, W, 4), uint8 or float in [0, 255]; 3/4-channel arrays are RGB unless
@@ -21,7 +22,7 @@ averaged, which works for every family).
 
 Without a box the person crop is the whole image. ``refine=N`` then
 re-crops N times around the model's own confident keypoints (those scoring
-at least ``threshold``), as MediaPipe derives its next region of interest
+at least ``refine_threshold``), as MediaPipe derives its next region of interest
 from its landmarks: the box of those keypoints times the training padding,
 the crop the model was trained on. By default (``refine=None``) an image
 without a box is re-cropped :data:`DEFAULT_REFINE` times and one with a box
@@ -42,8 +43,20 @@ import numpy as np
 
 from keras_pose.skeletons import Skeleton, skeleton_for
 
-#: Default per-joint score threshold: joints scoring below it are not drawn, nor used to re-crop.
+#: Per-joint score threshold of a model without its own: joints scoring below it are not drawn, nor used to
+#: re-crop. A zoo preset's own is the one that best separates correct from wrong joints on the LSP-train
+#: holdout (``keras-pose evaluate --model NAME --split lsp_val`` writes it to the preset's
+#: ``metrics_lsp_val.json``; :func:`model_threshold`).
 DEFAULT_SCORE_THRESHOLD = 0.5
+#: The report whose ``confidence.threshold`` gives a preset's score threshold.
+THRESHOLD_REPORT = "metrics_lsp_val.json"
+#: Score a keypoint needs to shape a re-crop (``refine``). Kept apart from the drawing threshold: a missing
+#: joint shrinks the box and cuts the person, a wrong one only widens it, so the re-crop wants a permissive
+#: threshold (the holdout measurement of DEFAULT_REFINE used this one).
+REFINE_THRESHOLD = 0.5
+#: The re-crop box holds at least this fraction of the joints (the best-scoring ones when fewer reach the
+#: re-crop threshold): heatmap peaks of one family sit lower than another's probabilities.
+REFINE_MIN_FRACTION = 0.5
 #: Re-crops around the confident keypoints when no box is given (``refine=None``); with a box, none.
 #: Measured on the LSP-train holdout, whole image as the first crop: docs/getting_started.md.
 DEFAULT_REFINE = 1
@@ -60,18 +73,30 @@ class PoseResult:
     skeleton: Skeleton
     image_shape: tuple
     refinements: int = 0
+    threshold: float = DEFAULT_SCORE_THRESHOLD  # the predictor's: what "confident" means by default
 
-    def confident(self, threshold: float = DEFAULT_SCORE_THRESHOLD) -> np.ndarray:
-        """(K,) bool: finite keypoints scoring at least ``threshold``."""
+    def confident(self, threshold: float | None = None) -> np.ndarray:
+        """(K,) bool: finite keypoints scoring at least ``threshold`` (default: the result's own)."""
+        threshold = self.threshold if threshold is None else threshold
         return (np.asarray(self.scores) >= threshold) & np.all(np.isfinite(self.keypoints), axis=-1)
 
-    def keypoint_box(self, threshold: float = DEFAULT_SCORE_THRESHOLD, min_joints: int = 2):
-        """The square (x1, y1, x2, y2) around the confident keypoints: centred on their box, side = its
-        longer side (the person box the training crops are cut from, see
-        :func:`keras_pose.data.records.estimate_center_scale`); None with fewer than ``min_joints`` of them
-        or when they span no more than a pixel."""
-        pts = np.asarray(self.keypoints, np.float64)[self.confident(threshold)]
-        if len(pts) < max(2, min_joints):
+    def keypoint_box(self, threshold: float | None = None, min_fraction: float = REFINE_MIN_FRACTION):
+        """The square (x1, y1, x2, y2) around the keypoints to re-crop on: those scoring at least
+        ``threshold`` (default: the result's own), topped up with the next best-scoring ones to at least
+        ``min_fraction`` of the joints (a missing joint cuts the person out of the next crop, a wrong one
+        only widens it). Centred on their box, side = its longer side (the person box the training crops
+        are cut from, see :func:`keras_pose.data.records.estimate_center_scale`); None when fewer than two
+        keypoints are finite or they span no more than a pixel."""
+        kp = np.asarray(self.keypoints, np.float64)
+        finite = np.all(np.isfinite(kp), axis=-1)
+        scores = np.where(finite, np.asarray(self.scores, np.float64), -np.inf)
+        keep = self.confident(threshold)
+        need = min(int(finite.sum()), int(np.ceil(min_fraction * len(kp))))
+        if keep.sum() < need:
+            keep = np.zeros(len(kp), bool)
+            keep[np.argsort(-scores, kind="stable")[:need]] = True
+        pts = kp[keep & finite]
+        if len(pts) < 2:
             return None
         lo, hi = pts.min(0), pts.max(0)
         half = float(max(hi - lo)) / 2.0
@@ -80,8 +105,10 @@ class PoseResult:
         cx, cy = (lo + hi) / 2.0
         return (float(cx - half), float(cy - half), float(cx + half), float(cy + half))
 
-    def to_dict(self, threshold: float = DEFAULT_SCORE_THRESHOLD) -> dict:
-        """JSON-friendly: every joint with its score (and whether it reaches ``threshold``), the crop box."""
+    def to_dict(self, threshold: float | None = None) -> dict:
+        """JSON-friendly: every joint with its score (and whether it reaches ``threshold``, default the
+        result's own), the crop box."""
+        threshold = self.threshold if threshold is None else threshold
         ok = self.confident(threshold)
         return {"keypoints": [{"joint": n, "x": float(x), "y": float(y), "score": float(s), "confident": bool(c)}
                               for n, (x, y), s, c in zip(self.skeleton.joint_names, self.keypoints, self.scores, ok)],
@@ -102,12 +129,15 @@ class PosePredictor:
         name: for messages and reports.
         flip_predict: the flip test's batch function (same signature as ``predict``), e.g. a heatmap
             model's map-averaging one; default: average ``predict``'s coordinates on the image and mirror.
+        threshold: the per-joint score a keypoint needs to count as confident (and be drawn).
     """
 
     def __init__(self, predict: Callable, input_size: int, skeleton: Skeleton, padding: float = 1.25,
-                 name: str = "model", flip_predict: Callable | None = None):
+                 name: str = "model", flip_predict: Callable | None = None,
+                 threshold: float = DEFAULT_SCORE_THRESHOLD):
         self.predict, self.input_size, self.skeleton, self.padding, self.name = predict, input_size, skeleton, padding, name
         self.flip_predict = flip_predict
+        self.threshold = float(threshold)
 
     # -- image level --------------------------------------------------------
     def load_image(self, image, color: str = "rgb") -> np.ndarray:
@@ -130,27 +160,30 @@ class PosePredictor:
         return centre, float(max(box[2] - box[0], box[3] - box[1]) * self.padding)
 
     def __call__(self, image, box=None, flip: bool = False, scales: Sequence[float] = (1.0,),
-                 color: str = "rgb", refine: int | None = None,
-                 threshold: float = DEFAULT_SCORE_THRESHOLD) -> PoseResult:
+                 color: str = "rgb", refine: int | None = None, threshold: float | None = None,
+                 refine_threshold: float = REFINE_THRESHOLD) -> PoseResult:
         """Predict one image (see module docstring for accepted inputs and ``refine``)."""
         return self.predict_many([image], [box], flip=flip, scales=scales, color=color, refine=refine,
-                                 threshold=threshold)[0]
+                                 threshold=threshold, refine_threshold=refine_threshold)[0]
 
     def predict_many(self, images, boxes=None, flip: bool = False, scales: Sequence[float] = (1.0,),
                      color: str = "rgb", refine: int | None = None,
-                     threshold: float = DEFAULT_SCORE_THRESHOLD) -> list[PoseResult]:
+                     threshold: float | None = None,
+                     refine_threshold: float = REFINE_THRESHOLD) -> list[PoseResult]:
         """Predict several images (a list, or an array batch (B, H, W[, C])).
 
         ``refine``: re-crop this many times around the keypoints scoring at
-        least ``threshold`` (fewer than 2 of them: the last crop stays);
+        least ``refine_threshold``, at least half of the joints (:meth:`PoseResult.keypoint_box`);
         ``None``: :data:`DEFAULT_REFINE` times for an image without a box,
-        never for one with a box.
+        never for one with a box. ``threshold``: default the predictor's.
         """
+        threshold = self.threshold if threshold is None else float(threshold)
         if refine is not None and (not isinstance(refine, (int, np.integer)) or isinstance(refine, bool)
                                    or refine < 0):
             raise ValueError(f"refine must be None or a non-negative integer, got {refine!r}")
-        if not np.isfinite(threshold):
-            raise ValueError(f"threshold must be a finite number, got {threshold!r}")
+        for arg, value in (("threshold", threshold), ("refine_threshold", refine_threshold)):
+            if not np.isfinite(value):
+                raise ValueError(f"{arg} must be a finite number, got {value!r}")
         images = [self.load_image(im, color) for im in images]
         boxes = [None] * len(images) if boxes is None else list(boxes)
         if len(boxes) != len(images):
@@ -160,11 +193,12 @@ class PosePredictor:
             result = self._predict_crop(img, *self.crop_geometry(img.shape, box), flip, scales)
             times = (DEFAULT_REFINE if box is None else 0) if refine is None else refine
             for i in range(times):
-                new_box = result.keypoint_box(threshold)
+                new_box = result.keypoint_box(refine_threshold)
                 if new_box is None:
                     break
                 result = self._predict_crop(img, *self.crop_geometry(img.shape, new_box), flip, scales)
                 result.refinements = i + 1
+            result.threshold = threshold
             results.append(result)
         return results
 
@@ -205,7 +239,7 @@ def person_box(record) -> tuple:
 
 
 def predict_records(predictor: PosePredictor, dataset, crop: str = "image", refine: int = 0, flip: bool = False,
-                    threshold: float = DEFAULT_SCORE_THRESHOLD, limit: int | None = None) -> dict:
+                    refine_threshold: float = REFINE_THRESHOLD, limit: int | None = None) -> dict:
     """Predictions in original image pixels for every record, each crop made exactly as ``predict`` makes it.
 
     ``crop="image"``: the whole image (what a user without a box gets);
@@ -227,7 +261,7 @@ def predict_records(predictor: PosePredictor, dataset, crop: str = "image", refi
         img = predictor.load_image(rec.image_path)
         box = person_box(rec) if crop == "person" else None
         for suffix, f in [("", False)] + ([("_flip", True)] if flip else []):
-            r = predictor(img, box=box, flip=f, refine=refine, threshold=threshold)
+            r = predictor(img, box=box, flip=f, refine=refine, refine_threshold=refine_threshold)
             out[f"keypoints{suffix}"].append(r.keypoints)
             out[f"scores{suffix}"].append(r.scores)
             if not f:
@@ -238,18 +272,18 @@ def predict_records(predictor: PosePredictor, dataset, crop: str = "image", refi
 
 
 def predictor_report(predictor: PosePredictor, dataset, crop: str = "image", refine: int = 0, flip: bool = True,
-                     threshold: float = DEFAULT_SCORE_THRESHOLD, limit: int | None = None,
+                     refine_threshold: float = REFINE_THRESHOLD, limit: int | None = None,
                      latency: bool = True) -> dict:
     """:func:`keras_pose.evaluation.evaluation_report` for the crops a user meets (``keras-pose evaluate
     --crop image [--refine N]``): every image through the predictor, as ``keras-pose predict`` runs it."""
     from keras_pose.evaluation import measure_latency, report_from_predictions
 
     records = dataset[:limit] if limit is not None else dataset
-    pred = predict_records(predictor, records, crop, refine, flip, threshold)
+    pred = predict_records(predictor, records, crop, refine, flip, refine_threshold)
     out = report_from_predictions(pred, records, name=predictor.name, padding=predictor.padding, crop=crop,
                                   refine=refine)
     if refine:
-        out["threshold"] = float(threshold)
+        out["refine_threshold"] = float(refine_threshold)
         out["mean_refinements"] = float(np.mean(pred["refinements"]))
     if flip:
         out["flip_test"] = "heatmaps" if predictor.flip_predict is not None else "coordinates"
@@ -331,5 +365,28 @@ def load_predictor(spec: str | os.PathLike, padding: float | None = None) -> Pos
 
         cascade = zoo.load_cascade(spec)
         size = int(cascade.stage_models[0].inputs[0].shape[1])
-        return PosePredictor(cascade_predictor(cascade, size), size, cascade.skeleton, padding, str(spec))
-    return keras_predictor(zoo.load(spec), padding=padding, name=str(spec))
+        predictor = PosePredictor(cascade_predictor(cascade, size), size, cascade.skeleton, padding, str(spec))
+    else:
+        predictor = keras_predictor(zoo.load(spec), padding=padding, name=str(spec))
+    predictor.threshold = model_threshold(spec)
+    return predictor
+
+
+def model_threshold(spec: str | os.PathLike) -> float:
+    """The score threshold of a zoo preset or preset / run folder: the ``confidence.threshold`` of its
+    :data:`THRESHOLD_REPORT` (chosen on the LSP-train holdout, never the test split), else
+    :data:`DEFAULT_SCORE_THRESHOLD`."""
+    import json
+
+    from keras_pose import zoo
+
+    path = Path(spec)
+    folder = path if path.is_dir() else (zoo.get_preset(str(spec)).folder if str(spec) in zoo.presets() else None)
+    report = folder / THRESHOLD_REPORT if folder is not None else None
+    if report is None or not report.is_file():
+        return DEFAULT_SCORE_THRESHOLD
+    try:
+        value = (json.loads(report.read_text()).get("confidence") or {}).get("threshold")
+    except json.JSONDecodeError as e:
+        raise ValueError(f"evaluation report {report} is not valid JSON: {e}") from e
+    return float(value) if value is not None and np.isfinite(value) else DEFAULT_SCORE_THRESHOLD

@@ -6,7 +6,7 @@ Two layers (house style, rule 8):
    :func:`torso_sizes`, :func:`head_sizes`, :func:`pck`, :func:`pck_lsp`,
    :func:`pckh`, :func:`pckh_total`, :func:`pcp`, :func:`pcp_groups`,
    :func:`pdj_curve`, :func:`curve_auc`; per-joint confidence:
-   :func:`score_auroc`, :func:`reliability`.
+   :func:`score_auroc`, :func:`youden_threshold`, :func:`reliability`.
 2. Thin wrappers: :func:`results_table`, :func:`pcp_table`,
    :func:`table_to_markdown`, :func:`plot_pck_curves`.
 
@@ -61,7 +61,7 @@ __all__ = [
     "joint_distances", "torso_sizes", "head_sizes",
     "pck", "pck_lsp", "pckh", "pckh_total",
     "limb_sticks", "paper_pcp_sticks", "pcp", "pcp_groups",
-    "pdj_curve", "curve_auc", "score_auroc", "reliability",
+    "pdj_curve", "curve_auc", "score_auroc", "youden_threshold", "reliability",
     "results_table", "pcp_table", "table_to_markdown", "plot_pck_curves",
 ]
 
@@ -707,6 +707,25 @@ def score_auroc(scores, correct, mask=None) -> float:
         return float("nan")
     ranks = rankdata(s)  # average ranks for ties
     return float((ranks[c].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def youden_threshold(scores, correct, mask=None) -> float:
+    """The score threshold that best separates correct from wrong entries: the t maximising
+    TPR(t) - FPR(t) (Youden's J), where an entry scoring at least t counts as "correct".
+
+    Candidates are the counted scores themselves (the highest of equally good
+    ones). NaN when every counted entry is correct or every one is wrong.
+    """
+    s, c = _scored(scores, correct, mask)
+    n_pos, n_neg = int(c.sum()), int((~c).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(-s, kind="stable")
+    s_sorted, c_sorted = s[order], c[order]
+    tp, fp = np.cumsum(c_sorted), np.cumsum(~c_sorted)
+    last = np.r_[s_sorted[1:] != s_sorted[:-1], True]  # the last entry of each run of equal scores
+    j = tp[last] / n_pos - fp[last] / n_neg
+    return float(s_sorted[last][int(np.argmax(j))])
 
 
 def reliability(scores, correct, mask=None, bins: int = 10) -> dict:

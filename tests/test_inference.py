@@ -196,10 +196,10 @@ def _answer(points, scores):
 
 def test_refine_recrops_around_the_confident_keypoints():
     pts = np.full((14, 2), 32.0, np.float32)
-    pts[0], pts[1] = (16.0, 8.0), (48.0, 40.0)  # confident: a 32 x 32 input-pixel box
+    pts[0], pts[1] = (16.0, 8.0), (48.0, 40.0)  # with 5 more at the centre: a 32 x 32 input-pixel box
     pts[2] = (0.0, 63.0)  # low score: left out of the box
     scores = np.full(14, 0.1, np.float32)
-    scores[[0, 1]] = 0.9
+    scores[[0, 1, 3, 4, 5, 6, 7]] = 0.9  # 7 of 14 confident: half the joints, no top-up
     pose = PosePredictor(_answer(pts, scores), 64, LSP14, padding=1.5)
     image = np.zeros((200, 400, 3), np.uint8)
     first = pose(image, refine=0)
@@ -210,17 +210,24 @@ def test_refine_recrops_around_the_confident_keypoints():
     lo, hi = first.keypoints[0], first.keypoints[1]
     side = 1.5 * max(hi - lo)
     centre = (lo + hi) / 2
-    assert once.refinements == 1
-    assert once.box == pytest.approx((centre[0] - side / 2, centre[1] - side / 2,
-                                      centre[0] + side / 2, centre[1] + side / 2), abs=1e-3)
+    expected = (centre[0] - side / 2, centre[1] - side / 2, centre[0] + side / 2, centre[1] + side / 2)
+    assert once.refinements == 1 and once.box == pytest.approx(expected, abs=1e-3)
     assert pose(image, refine=3).refinements == 3
+    # fewer joints reach the re-crop threshold: the best-scoring ones top the box up to half the joints
+    topped = pose(image, refine=1, refine_threshold=0.95)
+    assert topped.refinements == 1 and topped.box == pytest.approx(expected, abs=1e-3)
+    few = scores.copy()
+    few[[3, 4, 5, 6, 7]] = 0.3  # only 2 confident: the top-up takes 5 more, among them the far joint 2
+    few[2] = 0.35
+    wide = PosePredictor(_answer(pts, few), 64, LSP14, padding=1.5)(image, refine=1)
+    assert wide.box[2] - wide.box[0] > once.box[2] - once.box[0]
     # two confident joints on one row: a square crop around them, as for a person box
     flat = pts.copy()
     flat[1] = (48.0, 8.0)
     row = PosePredictor(_answer(flat, scores), 64, LSP14, padding=1.5)(image, refine=1)
     assert row.refinements == 1 and row.box[2] - row.box[0] == pytest.approx(row.box[3] - row.box[1])
-    # a higher threshold leaves fewer than two confident joints: the whole-image crop stays
-    stays = pose(image, refine=2, threshold=0.95)
+    # keypoints that span no area give no box: the whole-image crop stays
+    stays = PosePredictor(_answer(np.full((14, 2), 32.0), scores), 64, LSP14)(image, refine=2)
     assert stays.refinements == 0 and stays.box == pytest.approx(first.box)
     with pytest.raises(ValueError, match="refine must be None or a non-negative integer"):
         pose(image, refine=-1)

@@ -416,3 +416,12 @@ def test_reliability_bins_and_ece_hand_computed():
         reliability([1.5], [1])
     with pytest.raises(ValueError, match="bins must be a positive integer"):
         reliability([0.5], [1], bins=0)
+
+
+def test_youden_threshold_hand_computed():
+    from keras_pose.metrics import youden_threshold
+
+    # t = 0.8 keeps 2 of 3 correct and no wrong one: J = 2/3, the best
+    assert youden_threshold([0.9, 0.8, 0.3, 0.2, 0.1], [1, 1, 0, 1, 0]) == pytest.approx(0.8)
+    assert youden_threshold([0.2, 0.7, 0.7, 0.1], [0, 1, 1, 0]) == pytest.approx(0.7)  # equal scores, one candidate
+    assert np.isnan(youden_threshold([0.4, 0.5], [0, 0]))

@@ -132,11 +132,12 @@ def test_threshold_hides_joints_in_the_drawing_not_in_the_json(tiny_zoo, inputs,
     runs = {}
     for t in ("-1000", "2"):  # every score of an untrained CPM is below 2: nothing drawn; above -1000: all
         out_dir = tmp_path / f"t{t}"
-        code, out, err = _run([good, "--model", PRESET, "--out", out_dir, "--threshold", t, "--refine", "1"], capsys)
+        code, out, err = _run([good, "--model", PRESET, "--out", out_dir, "--threshold", t, "--refine", "1",
+                               "--refine-threshold", t], capsys)
         assert code == 0, err
         runs[t] = (json.loads((out_dir / "person.json").read_text()), cv2.imread(str(out_dir / "person.png")))
     assert len(runs["2"][0]["keypoints"]) == 14 and not any(j["confident"] for j in runs["2"][0]["keypoints"])
-    assert runs["2"][0]["threshold"] == 2.0 and runs["2"][0]["refinements"] == 0  # nothing confident to re-crop on
+    assert runs["2"][0]["threshold"] == 2.0 and runs["2"][0]["refinements"] == 1  # on the best-scoring half
     original = cv2.imread(str(good))
     assert np.array_equal(runs["2"][1], cv2.rectangle(original.copy(), *_box_corners(runs["2"][0]), (255, 255, 255), 1))
     assert all(j["confident"] for j in runs["-1000"][0]["keypoints"]) and runs["-1000"][0]["refinements"] == 1
@@ -189,3 +190,21 @@ def test_readme_demo_on_the_flagship_draws_the_upper_body_only(tmp_path, capsys,
     shown = {name for name, j in joints.items() if j["confident"]}
     assert {"head_top", "neck", "r_shoulder", "l_shoulder"} <= shown, joints
     assert not shown & {"r_hip", "l_hip", "r_knee", "l_knee", "r_ankle", "l_ankle"}, joints
+
+
+def test_a_preset_brings_its_own_score_threshold(tiny_zoo, inputs, tmp_path, capsys):
+    """The threshold chosen on the holdout (metrics_lsp_val.json) is the preset's default for predict."""
+    from keras_pose.inference import DEFAULT_SCORE_THRESHOLD, load_predictor, model_threshold
+
+    report = tiny_zoo / PRESET / "metrics_lsp_val.json"
+    assert model_threshold(PRESET) == DEFAULT_SCORE_THRESHOLD
+    try:
+        report.write_text(json.dumps({"confidence": {"auroc": 0.8, "threshold": -1000.0}}))
+        assert model_threshold(PRESET) == -1000.0 and load_predictor(PRESET).threshold == -1000.0
+        code, out, err = _run([inputs["good"][0], "--model", PRESET, "--out", tmp_path / "o", "--refine", "0"], capsys)
+        assert code == 0, err
+        record = json.loads((tmp_path / "o" / "person.json").read_text())
+        assert record["threshold"] == -1000.0 and all(j["confident"] for j in record["keypoints"])
+        assert "14 of 14 joints score >= -1000" in out
+    finally:
+        report.unlink()

@@ -143,7 +143,7 @@ def _evaluate(p):
                                                   flip_predict=predictor.flip_predict)
         else:  # each image as `keras-pose predict` runs it
             report = predictor_report(predictor, dataset, crop=args.crop, refine=args.refine, flip=not args.no_flip,
-                                      threshold=args.threshold, limit=args.limit)
+                                      refine_threshold=args.refine_threshold, limit=args.limit)
         report["command"] = "keras-pose " + " ".join(args.argv)
         md = evaluation.report_markdown(report)
         print(md)
@@ -157,7 +157,7 @@ def _evaluate(p):
             print(f"wrote {out / (stem + '.json')} and {out / (stem + '.md')}")
         return 0
 
-    from keras_pose.inference import CROPS, DEFAULT_SCORE_THRESHOLD
+    from keras_pose.inference import CROPS, REFINE_THRESHOLD
 
     p.add_argument("--model", required=True,
                    help="zoo name (see `keras-pose zoo`), a preset or run folder, a SavedModel folder or a .tflite file")
@@ -172,8 +172,8 @@ def _evaluate(p):
                         "image: the whole image, as `keras-pose predict` crops a photo without --box")
     p.add_argument("--refine", type=int, default=0,
                    help="re-crop N times around the confident keypoints (as `keras-pose predict --refine N`)")
-    p.add_argument("--threshold", type=float, default=DEFAULT_SCORE_THRESHOLD,
-                   help=f"score a keypoint needs to count for --refine (default {DEFAULT_SCORE_THRESHOLD})")
+    p.add_argument("--refine-threshold", type=float, default=REFINE_THRESHOLD,
+                   help=f"score a keypoint needs to shape a re-crop (default {REFINE_THRESHOLD}, as for predict)")
     p.add_argument("--out", default=None, help="folder for metrics.json / metrics.md (default: the zoo preset's)")
     return run
 

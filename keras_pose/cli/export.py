@@ -55,6 +55,7 @@ def _unique_stem(path: Path, used: set) -> str:
 
 
 def predict_images(predictor, images, out_dir, box=None, flip=False, scales=(1.0,), refine=None, threshold=None,
+                   refine_threshold=None,
                    log=print, err=lambda s: print(s, file=sys.stderr)) -> list:
     """Predict each image, write ``<stem>.png`` (the skeleton of the joints scoring at least ``threshold``
     drawn, with their scores) and ``<stem>.json`` (every joint with its score).
@@ -64,10 +65,11 @@ def predict_images(predictor, images, out_dir, box=None, flip=False, scales=(1.0
     """
     import cv2
 
-    from keras_pose.inference import DEFAULT_SCORE_THRESHOLD
+    from keras_pose.inference import REFINE_THRESHOLD
     from keras_pose.viz.skeleton import draw_skeleton
 
-    threshold = DEFAULT_SCORE_THRESHOLD if threshold is None else threshold
+    threshold = predictor.threshold if threshold is None else threshold
+    refine_threshold = REFINE_THRESHOLD if refine_threshold is None else refine_threshold
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     failed, used = [], set()
@@ -77,7 +79,8 @@ def predict_images(predictor, images, out_dir, box=None, flip=False, scales=(1.0
             if path.is_dir():
                 raise ValueError("is a folder, not an image file")
             rgb = predictor.load_image(path)
-            result = predictor(rgb, box=box, flip=flip, scales=scales, refine=refine, threshold=threshold)
+            result = predictor(rgb, box=box, flip=flip, scales=scales, refine=refine, threshold=threshold,
+                               refine_threshold=refine_threshold)
         except (FileNotFoundError, ValueError, OSError) as e:
             msg = str(e)
             err(f"keras-pose predict: error: {msg if str(path) in msg else f'{path}: {msg}'}")
@@ -96,13 +99,15 @@ def predict_images(predictor, images, out_dir, box=None, flip=False, scales=(1.0
                   "scales": [float(s) for s in scales]}
         js.write_text(json.dumps(record, indent=2) + "\n")
         shown = int(result.confident(threshold).sum())
-        log(f"{path}: wrote {png} and {js} ({shown} of {len(result.scores)} joints score >= {threshold:g} and are drawn)")
+        note = "" if shown else "; the model is confident of no joint in this photo (lower --threshold to see its guesses)"
+        log(f"{path}: wrote {png} and {js} ({shown} of {len(result.scores)} joints score >= {threshold:g} and are "
+            f"drawn{note})")
     return failed
 
 
 @command("predict", "keypoints for images: writes <stem>.png (skeleton drawn) and <stem>.json per image")
 def _predict(p):
-    from keras_pose.inference import DEFAULT_REFINE, DEFAULT_SCORE_THRESHOLD
+    from keras_pose.inference import DEFAULT_REFINE, DEFAULT_SCORE_THRESHOLD, REFINE_THRESHOLD, THRESHOLD_REPORT
 
     def run(args):
         from keras_pose.inference import load_predictor
@@ -123,7 +128,7 @@ def _predict(p):
         if args.refine is not None and args.refine < 0:
             raise ValueError(f"--refine must be >= 0, got {args.refine}")
         failed = predict_images(predictor, images, args.out, box=args.box, flip=args.flip, scales=args.scales,
-                                refine=args.refine, threshold=args.threshold)
+                                refine=args.refine, threshold=args.threshold, refine_threshold=args.refine_threshold)
         if failed:
             print(f"keras-pose predict: {len(failed)} of {len(images)} inputs failed: {', '.join(failed)}",
                   file=sys.stderr)
@@ -142,6 +147,9 @@ def _predict(p):
     p.add_argument("--refine", type=int, default=None,
                    help="re-crop N times around the confident keypoints, a crop the model finds itself (default: "
                         f"{DEFAULT_REFINE} without --box, 0 with one)")
-    p.add_argument("--threshold", type=float, default=DEFAULT_SCORE_THRESHOLD,
-                   help=f"joints scoring below it are not drawn (the JSON keeps them; default {DEFAULT_SCORE_THRESHOLD})")
+    p.add_argument("--refine-threshold", type=float, default=REFINE_THRESHOLD,
+                   help=f"score a keypoint needs to shape a re-crop (default {REFINE_THRESHOLD})")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="joints scoring below it are not drawn (the JSON keeps them); default: the preset's own, "
+                        f"chosen on the LSP-train holdout (its {THRESHOLD_REPORT}), else {DEFAULT_SCORE_THRESHOLD}")
     return run
