@@ -25,8 +25,8 @@ re-crops N times around the model's own confident keypoints (those scoring
 at least ``refine_threshold``), as MediaPipe derives its next region of interest
 from its landmarks: the box of those keypoints times the training padding,
 the crop the model was trained on. By default (``refine=None``) an image
-without a box is re-cropped :data:`DEFAULT_REFINE` times and one with a box
-is not. Per-joint scores are the model's own
+without a box is re-cropped once when the preset's holdout reports show it
+helps (:func:`model_refine`), and one with a box is not. Per-joint scores are the model's own
 (joint probability for soft-argmax, heatmap peak for heatmap models);
 ``PoseResult.confident(threshold)`` tells which joints to trust, and the
 drawing helpers leave out the joints below it.
@@ -57,9 +57,12 @@ REFINE_THRESHOLD = 0.5
 #: The re-crop box holds at least this fraction of the joints (the best-scoring ones when fewer reach the
 #: re-crop threshold): heatmap peaks of one family sit lower than another's probabilities.
 REFINE_MIN_FRACTION = 0.5
-#: Re-crops around the confident keypoints when no box is given (``refine=None``); with a box, none.
-#: Measured on the LSP-train holdout, whole image as the first crop: docs/getting_started.md.
+#: Re-crops around the confident keypoints when no box is given (``refine=None``) for a zoo preset whose
+#: LSP-train holdout reports show that one helps (:func:`model_refine`); with a box, or without that evidence,
+#: none. docs/getting_started.md has the measurements.
 DEFAULT_REFINE = 1
+#: The holdout reports that decide it: the whole image as the crop, without and with one re-crop.
+REFINE_REPORTS = ("metrics_lsp_val_image.json", "metrics_lsp_val_image_refine1.json")
 
 
 @dataclasses.dataclass
@@ -130,14 +133,17 @@ class PosePredictor:
         flip_predict: the flip test's batch function (same signature as ``predict``), e.g. a heatmap
             model's map-averaging one; default: average ``predict``'s coordinates on the image and mirror.
         threshold: the per-joint score a keypoint needs to count as confident (and be drawn).
+        refine: re-crops for an image without a box when ``refine=None`` is asked (0 or
+            :data:`DEFAULT_REFINE`; :func:`load_predictor` sets it per preset).
     """
 
     def __init__(self, predict: Callable, input_size: int, skeleton: Skeleton, padding: float = 1.25,
                  name: str = "model", flip_predict: Callable | None = None,
-                 threshold: float = DEFAULT_SCORE_THRESHOLD):
+                 threshold: float = DEFAULT_SCORE_THRESHOLD, refine: int = 0):
         self.predict, self.input_size, self.skeleton, self.padding, self.name = predict, input_size, skeleton, padding, name
         self.flip_predict = flip_predict
         self.threshold = float(threshold)
+        self.refine = int(refine)
 
     # -- image level --------------------------------------------------------
     def load_image(self, image, color: str = "rgb") -> np.ndarray:
@@ -174,7 +180,7 @@ class PosePredictor:
 
         ``refine``: re-crop this many times around the keypoints scoring at
         least ``refine_threshold``, at least half of the joints (:meth:`PoseResult.keypoint_box`);
-        ``None``: :data:`DEFAULT_REFINE` times for an image without a box,
+        ``None``: the predictor's ``refine`` times for an image without a box,
         never for one with a box. ``threshold``: default the predictor's.
         """
         threshold = self.threshold if threshold is None else float(threshold)
@@ -191,7 +197,7 @@ class PosePredictor:
         results = []
         for img, box in zip(images, boxes):
             result = self._predict_crop(img, *self.crop_geometry(img.shape, box), flip, scales)
-            times = (DEFAULT_REFINE if box is None else 0) if refine is None else refine
+            times = (self.refine if box is None else 0) if refine is None else refine
             for i in range(times):
                 new_box = result.keypoint_box(refine_threshold)
                 if new_box is None:
@@ -369,24 +375,43 @@ def load_predictor(spec: str | os.PathLike, padding: float | None = None) -> Pos
     else:
         predictor = keras_predictor(zoo.load(spec), padding=padding, name=str(spec))
     predictor.threshold = model_threshold(spec)
+    predictor.refine = model_refine(spec)
     return predictor
+
+
+def _preset_folder(spec) -> Path | None:
+    from keras_pose import zoo
+
+    path = Path(spec)
+    return path if path.is_dir() else (zoo.get_preset(str(spec)).folder if str(spec) in zoo.presets() else None)
+
+
+def _report(path: Path) -> dict | None:
+    import json
+
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"evaluation report {path} is not valid JSON: {e}") from e
+
+
+def model_refine(spec: str | os.PathLike) -> int:
+    """:data:`DEFAULT_REFINE` if the preset's holdout reports (:data:`REFINE_REPORTS`) show that one re-crop
+    beats the whole-image crop, else 0 (also without the reports)."""
+    folder = _preset_folder(spec)
+    if folder is None:
+        return 0
+    plain, refined = (_report(folder / name) for name in REFINE_REPORTS)
+    return DEFAULT_REFINE if plain and refined and refined["pck"] > plain["pck"] else 0
 
 
 def model_threshold(spec: str | os.PathLike) -> float:
     """The score threshold of a zoo preset or preset / run folder: the ``confidence.threshold`` of its
     :data:`THRESHOLD_REPORT` (chosen on the LSP-train holdout, never the test split), else
     :data:`DEFAULT_SCORE_THRESHOLD`."""
-    import json
-
-    from keras_pose import zoo
-
-    path = Path(spec)
-    folder = path if path.is_dir() else (zoo.get_preset(str(spec)).folder if str(spec) in zoo.presets() else None)
-    report = folder / THRESHOLD_REPORT if folder is not None else None
-    if report is None or not report.is_file():
-        return DEFAULT_SCORE_THRESHOLD
-    try:
-        value = (json.loads(report.read_text()).get("confidence") or {}).get("threshold")
-    except json.JSONDecodeError as e:
-        raise ValueError(f"evaluation report {report} is not valid JSON: {e}") from e
+    folder = _preset_folder(spec)
+    report = _report(folder / THRESHOLD_REPORT) if folder is not None else None
+    value = ((report or {}).get("confidence") or {}).get("threshold")
     return float(value) if value is not None and np.isfinite(value) else DEFAULT_SCORE_THRESHOLD

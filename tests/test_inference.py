@@ -200,9 +200,10 @@ def test_refine_recrops_around_the_confident_keypoints():
     pts[2] = (0.0, 63.0)  # low score: left out of the box
     scores = np.full(14, 0.1, np.float32)
     scores[[0, 1, 3, 4, 5, 6, 7]] = 0.9  # 7 of 14 confident: half the joints, no top-up
-    pose = PosePredictor(_answer(pts, scores), 64, LSP14, padding=1.5)
+    pose = PosePredictor(_answer(pts, scores), 64, LSP14, padding=1.5, refine=DEFAULT_REFINE)
     image = np.zeros((200, 400, 3), np.uint8)
     first = pose(image, refine=0)
+    assert PosePredictor(_answer(pts, scores), 64, LSP14).refine == 0  # a bare predictor does not re-crop
     assert pose(image).refinements == DEFAULT_REFINE and pose(image, box=(10, 10, 50, 50)).refinements == 0
     assert first.refinements == 0 and first.box == pytest.approx((-0.5, -100.5, 399.5, 299.5), abs=1e-3)
     once = pose(image, refine=1)

@@ -192,6 +192,22 @@ def test_readme_demo_on_the_flagship_draws_the_upper_body_only(tmp_path, capsys,
     assert not shown & {"r_hip", "l_hip", "r_knee", "l_knee", "r_ankle", "l_ankle"}, joints
 
 
+def test_a_preset_re_crops_by_default_only_where_its_holdout_reports_say_it_helps(tiny_zoo):
+    from keras_pose.inference import DEFAULT_REFINE, REFINE_REPORTS, load_predictor, model_refine
+
+    plain, refined = (tiny_zoo / PRESET / name for name in REFINE_REPORTS)
+    assert model_refine(PRESET) == 0  # no evidence
+    try:
+        plain.write_text(json.dumps({"pck": 40.0}))
+        refined.write_text(json.dumps({"pck": 45.0}))
+        assert model_refine(PRESET) == DEFAULT_REFINE and load_predictor(PRESET).refine == DEFAULT_REFINE
+        refined.write_text(json.dumps({"pck": 25.0}))  # the re-crop hurts (part_heatmap_lsp on the holdout)
+        assert model_refine(PRESET) == 0
+    finally:
+        plain.unlink(missing_ok=True)
+        refined.unlink(missing_ok=True)
+
+
 def test_a_preset_brings_its_own_score_threshold(tiny_zoo, inputs, tmp_path, capsys):
     """The threshold chosen on the holdout (metrics_lsp_val.json) is the preset's default for predict."""
     from keras_pose.inference import DEFAULT_SCORE_THRESHOLD, load_predictor, model_threshold

@@ -146,7 +146,7 @@ def _predict(p):
     p.add_argument("--scales", type=float, nargs="+", default=[1.0], help="crop scales to average (e.g. 0.8 1 1.2)")
     p.add_argument("--refine", type=int, default=None,
                    help="re-crop N times around the confident keypoints, a crop the model finds itself (default: "
-                        f"{DEFAULT_REFINE} without --box, 0 with one)")
+                        f"{DEFAULT_REFINE} without --box for a preset whose holdout reports show it helps, else 0)")
     p.add_argument("--refine-threshold", type=float, default=REFINE_THRESHOLD,
                    help=f"score a keypoint needs to shape a re-crop (default {REFINE_THRESHOLD})")
     p.add_argument("--threshold", type=float, default=None,
