@@ -627,8 +627,7 @@ def training_padding(spec: str | os.PathLike) -> float:
     """The crop padding a zoo preset / run folder was trained with (its ``train.json``), else 1.25."""
     from keras_pose import zoo
 
-    path = Path(spec)
-    folder = path if path.is_dir() else (zoo.get_preset(str(spec)).folder if str(spec) in zoo.presets() else None)
+    folder = zoo.preset_folder(spec)
     if folder is None or not (folder / "train.json").is_file():
         return DEFAULT_PADDING
     try:

@@ -374,16 +374,10 @@ def load_predictor(spec: str | os.PathLike, padding: float | None = None) -> Pos
         predictor = PosePredictor(cascade_predictor(cascade, size), size, cascade.skeleton, padding, str(spec))
     else:
         predictor = keras_predictor(zoo.load(spec), padding=padding, name=str(spec))
-    predictor.threshold = model_threshold(spec)
-    predictor.refine = model_refine(spec)
+    folder = zoo.preset_folder(spec)  # one scan of the zoo for both defaults
+    if folder is not None:
+        predictor.threshold, predictor.refine = model_threshold(folder), model_refine(folder)
     return predictor
-
-
-def _preset_folder(spec) -> Path | None:
-    from keras_pose import zoo
-
-    path = Path(spec)
-    return path if path.is_dir() else (zoo.get_preset(str(spec)).folder if str(spec) in zoo.presets() else None)
 
 
 def _report(path: Path) -> dict | None:
@@ -400,7 +394,9 @@ def _report(path: Path) -> dict | None:
 def model_refine(spec: str | os.PathLike) -> int:
     """:data:`DEFAULT_REFINE` if the preset's holdout reports (:data:`REFINE_REPORTS`) show that one re-crop
     beats the whole-image crop, else 0 (also without the reports)."""
-    folder = _preset_folder(spec)
+    from keras_pose import zoo
+
+    folder = zoo.preset_folder(spec)
     if folder is None:
         return 0
     plain, refined = (_report(folder / name) for name in REFINE_REPORTS)
@@ -411,7 +407,9 @@ def model_threshold(spec: str | os.PathLike) -> float:
     """The score threshold of a zoo preset or preset / run folder: the ``confidence.threshold`` of its
     :data:`THRESHOLD_REPORT` (chosen on the LSP-train holdout, never the test split), else
     :data:`DEFAULT_SCORE_THRESHOLD`."""
-    folder = _preset_folder(spec)
+    from keras_pose import zoo
+
+    folder = zoo.preset_folder(spec)
     report = _report(folder / THRESHOLD_REPORT) if folder is not None else None
     value = ((report or {}).get("confidence") or {}).get("threshold")
     return float(value) if value is not None and np.isfinite(value) else DEFAULT_SCORE_THRESHOLD

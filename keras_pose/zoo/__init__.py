@@ -128,6 +128,15 @@ def get_preset(name: str) -> Preset:
     return all_presets[name]
 
 
+def preset_folder(name_or_path) -> Path | None:
+    """A preset / run folder as given, or a zoo name's folder (one scan of the zoo); None for anything else."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        return path
+    preset = presets().get(str(name_or_path))
+    return preset.folder if preset is not None else None
+
+
 def list() -> builtins.list[dict]:  # noqa: A001 - the public API is keras_pose.zoo.list()
     """One row per preset: name, family, description, measured accuracy (PCK@0.2, LSP test)."""
     rows = []
