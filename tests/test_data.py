@@ -253,6 +253,75 @@ def test_joints_pushed_outside_become_not_visible():
     assert out["annotated"].numpy()[0, 3] and out["visible"].numpy()[0, :3].all()
 
 
+def _spread_joints(b, c):
+    """(b, 14, 2) joints spread over a c x c canvas: a person filling most of it."""
+    rng = np.random.default_rng(0)
+    return rng.uniform(0.15 * c, 0.85 * c, (b, 14, 2)).astype(np.float32)
+
+
+def test_part_crops_centre_on_an_annotated_joint_and_zoom_in():
+    b, c, s = 64, 80, 64
+    joints = _spread_joints(b, c)
+    annotated = np.ones((b, 14), bool)
+    annotated[:, 7:] = False  # only joints 0-6 may be chosen
+    aug = AugmentConfig(rotation=0, zoom=(1.0, 1.0), shift=0, flip=0, brightness=0, contrast=0, saturation=0,
+                        part_crop=0.5, part_zoom=(2.0, 3.0))
+    batch = {"image": np.zeros((b, c, c, 3), np.float32), "joints": joints,
+             "visible": annotated.copy(), "annotated": annotated}
+    cfg = PipelineConfig(input_size=s, canvas_factor=1.25, augment=aug)
+    out = augment_batch(batch, tf.constant([3, 4]), cfg, LSP14.flip_permutation)
+    kp = out["joints"].numpy()
+    centre = s / 2 - 0.5
+    person_scale = s / (c / 1.25)
+    part = 0
+    for i in range(b):
+        at_centre = np.linalg.norm(kp[i] - centre, axis=-1) < 1e-3
+        if at_centre[:7].any():  # a part crop: an annotated joint sits at the crop centre
+            part += 1
+            j = int(np.flatnonzero(at_centre)[0])
+            # magnified 2-3x about that joint, relative to the person crop
+            scale = np.linalg.norm(kp[i, (j + 1) % 7] - kp[i, j]) / np.linalg.norm(joints[i, (j + 1) % 7] - joints[i, j])
+            assert 2.0 * person_scale - 1e-3 <= scale <= 3.0 * person_scale + 1e-3, (i, scale)
+        else:  # a person crop, as without part crops
+            np.testing.assert_allclose(kp[i], (joints[i] - (c / 2 - 0.5)) * person_scale + centre, atol=1e-3)
+        assert not at_centre[7:].any()  # never a joint that is not annotated
+    assert 16 < part < 48  # about half of the 64 crops
+    # zoomed in about a joint, some joints leave the crop and are annotated but not in it
+    in_crop, ann = out["in_crop"].numpy(), out["annotated"].numpy()
+    assert (ann & ~in_crop).any()
+    np.testing.assert_array_equal(in_crop, ann & (kp >= -0.5).all(-1) & (kp <= s - 0.5).all(-1))
+
+
+def test_part_crop_zero_leaves_the_augmentation_unchanged():
+    b, c = 8, 80
+    batch = {"image": np.zeros((b, c, c, 3), np.float32), "joints": _spread_joints(b, c),
+             "visible": np.ones((b, 14), bool), "annotated": np.ones((b, 14), bool)}
+    plain = PipelineConfig(input_size=64, augment=AugmentConfig())
+    off = PipelineConfig(input_size=64, augment=AugmentConfig(part_crop=0.0, part_zoom=(1.2, 1.5)))
+    a = augment_batch(batch, tf.constant([1, 9]), plain, LSP14.flip_permutation)["joints"].numpy()
+    z = augment_batch(batch, tf.constant([1, 9]), off, LSP14.flip_permutation)["joints"].numpy()
+    np.testing.assert_array_equal(a, z)
+    # the person-crop draws do not depend on part_crop: the crops left as person crops are unchanged
+    on = PipelineConfig(input_size=64, augment=AugmentConfig(part_crop=0.5))
+    o = augment_batch(batch, tf.constant([1, 9]), on, LSP14.flip_permutation)["joints"].numpy()
+    same = np.all(np.isclose(a, o), axis=(1, 2))
+    assert same.any() and not same.all()
+
+
+@pytest.mark.parametrize("kwargs, word", [({"part_crop": 1.5}, "part_crop"), ({"part_crop": -0.1}, "part_crop"),
+                                          ({"part_zoom": (3.0, 1.6)}, "part_zoom"), ({"zoom": (0.0, 1.0)}, "zoom"),
+                                          ({"part_zoom": (2.0,)}, "part_zoom")])
+def test_augment_config_rejects_bad_ranges(kwargs, word):
+    with pytest.raises(ValueError, match=word):
+        AugmentConfig(**kwargs)
+
+
+def test_augment_config_round_trips_part_crop():
+    aug = AugmentConfig(part_crop=0.3, part_zoom=(1.5, 2.5))
+    assert AugmentConfig.from_dict(aug.to_dict()) == aug
+    assert AugmentConfig.from_dict({"part_zoom": [1.5, 2.5], "part_crop": 0.3}) == aug
+
+
 def test_train_pipeline_is_repeatable_and_resumable(tmp_path):
     ds = _synthetic_dataset(tmp_path, n=6)
     tp = TrainPipeline(ds, PipelineConfig(input_size=32), batch_size=2, seed=5)

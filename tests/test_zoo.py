@@ -76,7 +76,7 @@ def test_model_card_is_generated_from_files(tmp_zoo):
     assert "| single crop | 50.0 |" in card and "keras-pose evaluate --model cpm_x" in card
     assert f"`{p.sha256[:16]}" in card and "learning_curve.png" in card
     table = zoo_table()
-    assert "`cpm_x`" in table and "| 50.0 | 51.0 |" in table and "| 75 (-25.0) |" in table
+    assert "`cpm_x`" in table and "| 50.0 | 51.0 |" in table and "| 80 (-30.0) |" in table
 
 
 def test_zoo_folder_is_the_package_by_default(monkeypatch):
@@ -123,6 +123,18 @@ def test_shipped_preset_matches_its_model_card(name, lsp_test):
     assert abs(got - expected) <= 3.0, (name, got, expected)
     full = preset.metrics
     assert full and full["count"] == 1000, f"{name}: model card metrics must come from the full LSP test split"
+
+
+def test_floors_are_the_families_and_the_flagships():
+    """Issue #16's floors: 80 for heatmap / soft-argmax families, 70 for DeepPose, 85 for the flagship."""
+    from keras_pose.zoo.cards import FLAGSHIP, FLAGSHIP_FLOOR, preset_floor
+
+    floors = {p.name: preset_floor(p) for p in map(zoo.get_preset, zoo.presets())}
+    assert floors[FLAGSHIP] == FLAGSHIP_FLOOR == 85.0
+    for name, floor in floors.items():
+        family = zoo.get_preset(name).family
+        if name != FLAGSHIP:
+            assert floor == (70.0 if family == "deeppose" else 80.0), (name, floor)
 
 
 def test_extrapolate_to_floor():

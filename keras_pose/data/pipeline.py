@@ -43,6 +43,14 @@ class AugmentConfig:
         shift: maximum translation as a fraction of the input side (uniform).
         brightness, contrast, saturation: colour jitter; each factor is
             uniform in [1 - v, 1 + v].
+        part_crop: fraction of crops centred on one annotated joint (chosen
+            uniformly among the annotated joints inside the canvas) instead of
+            the person, and magnified by ``part_zoom`` in place of ``zoom``, so
+            that the training data holds close-ups in which some annotated
+            joints lie outside the crop (what a head-and-shoulders photo looks
+            like to the model; the joint-probability / score targets are
+            "annotated and inside the crop"). 0 disables it.
+        part_zoom: (min, max) magnification of a part crop, uniform.
     """
 
     rotation: float = 40.0
@@ -52,6 +60,16 @@ class AugmentConfig:
     brightness: float = 0.2
     contrast: float = 0.2
     saturation: float = 0.2
+    part_crop: float = 0.0
+    part_zoom: tuple = (1.6, 3.0)
+
+    def __post_init__(self):
+        for name in ("zoom", "part_zoom"):
+            lo_hi = tuple(getattr(self, name))
+            if len(lo_hi) != 2 or not 0 < lo_hi[0] <= lo_hi[1]:
+                raise ValueError(f"AugmentConfig.{name}: expected (min, max) with 0 < min <= max, got {lo_hi!r}")
+        if not 0.0 <= self.part_crop <= 1.0:
+            raise ValueError(f"AugmentConfig.part_crop: expected a fraction in [0, 1], got {self.part_crop!r}")
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -59,8 +77,9 @@ class AugmentConfig:
     @classmethod
     def from_dict(cls, d):
         d = dict(d)
-        if "zoom" in d:
-            d["zoom"] = tuple(d["zoom"])
+        for name in ("zoom", "part_zoom"):
+            if name in d:
+                d[name] = tuple(d[name])
         return cls(**d)
 
 
@@ -168,6 +187,11 @@ def augment_batch(batch, seed, config: PipelineConfig, flip_permutation):
         flip = tf.random.stateless_uniform([b], seeds[2]) < aug.flip
         shift = tf.random.stateless_uniform([b, 2], seeds[3], -aug.shift * s, aug.shift * s)
     center = tf.fill([b, 2], c / 2.0 - 0.5)
+    if aug is not None and aug.part_crop > 0:
+        # own seeds (another first component), so the person-crop draws above stay as they were
+        part_seeds = [tf.stack([seed[0] + 7919, seed[1] * 3 + i]) for i in range(3)]
+        center, zoom = part_crops(batch["joints"], tf.cast(batch["annotated"], tf.bool), center, zoom, c,
+                                  part_seeds, aug)
     m = affine_matrix(center, tf.fill([b], c / config.canvas_factor), s, rotation, zoom, flip, shift)
     images = warp_images(image, m, s)
     joints = transform_points(batch["joints"], m)
@@ -183,6 +207,30 @@ def augment_batch(batch, seed, config: PipelineConfig, flip_permutation):
     out = {"images": images, "joints": joints, "visible": visible & inside & annotated,
            "annotated": annotated, "in_crop": annotated & inside}
     return out
+
+
+def part_crops(joints, annotated, center, zoom, canvas_size, seeds, aug: AugmentConfig):
+    """Re-centre a random ``aug.part_crop`` fraction of the crops on one annotated joint, zoomed in.
+
+    Args:
+        joints: (B, K, 2) canvas pixels; annotated: (B, K) bool.
+        center: (B, 2) the person crops' centres; zoom: (B,) their zoom, or None.
+        canvas_size: the canvas side (pixels); only joints inside it are chosen.
+        seeds: three stateless seeds (which crops, which joint, what zoom).
+
+    Returns:
+        ``(center, zoom)`` with the chosen crops' rows replaced (a crop with
+        no annotated joint on the canvas stays a person crop).
+    """
+    b, k = tf.shape(joints)[0], tf.shape(joints)[1]
+    candidates = annotated & inside_mask(joints, canvas_size)
+    chosen = (tf.random.stateless_uniform([b], seeds[0]) < aug.part_crop) & tf.reduce_any(candidates, axis=1)
+    noise = tf.random.stateless_uniform([b, k], seeds[1])
+    joint = tf.argmax(tf.where(candidates, noise, -1.0), axis=1, output_type=tf.int32)
+    part_center = tf.gather(tf.cast(joints, tf.float32), joint, batch_dims=1)
+    part_zoom = tf.random.stateless_uniform([b], seeds[2], aug.part_zoom[0], aug.part_zoom[1])
+    person_zoom = tf.ones([b]) if zoom is None else zoom
+    return (tf.where(chosen[:, None], part_center, center), tf.where(chosen, part_zoom, person_zoom))
 
 
 def color_jitter(images, seeds, aug: AugmentConfig):
