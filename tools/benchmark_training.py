@@ -2,14 +2,16 @@
 """Print the training throughput of each small configuration (figures for docs/benchmarks.md).
 
 Usage: python tools/benchmark_training.py [--presets cpm_small ...] [--policies float32 mixed_bfloat16]
-       [--freeze-backbone-bn]
+       [--freeze-backbone-bn] [--set num_blocks=1 num_context=0]
 Run it on an otherwise idle machine.
 """
 
 import argparse
+import dataclasses
+import json
 
 from keras_pose.benchmarks.training import training_throughput
-from keras_pose.models.registry import list_architectures
+from keras_pose.models.registry import get_config, list_architectures
 
 
 def main():
@@ -19,14 +21,29 @@ def main():
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--freeze-backbone-bn", action="store_true",
                     help="trunk presets: BN layers of the pretrained trunk in inference mode")
+    ap.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE",
+                    help="replace fields of each preset's model config (values are JSON: 1, 0.5, true, [3, 3])")
     args = ap.parse_args()
     overrides = {"freeze_backbone_bn": True} if args.freeze_backbone_bn else {}
+    for item in args.set:
+        field, sep, value = item.partition("=")
+        if not sep or not field:
+            ap.error(f"--set: expected FIELD=VALUE, got {item!r}")
+        try:
+            overrides[field] = json.loads(value)
+        except json.JSONDecodeError:
+            ap.error(f"--set {item}: the value is not JSON (a number, true/false, a list or a quoted string)")
+    for name in args.presets:
+        unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(get_config(name))})
+        if unknown:
+            ap.error(f"--set: {name}'s model config has no field {', '.join(unknown)}")
     print("| preset | GFLOPs | precision | images/s | training GFLOP/s (3 x forward) |")
     print("|---|---|---|---|---|")
     for name in args.presets:
         for policy in args.policies:
             r = training_throughput(name, args.batch_size, policy=policy, **overrides)
-            print(f"| `{name}` | {r['gflops']:.2f} | {policy} | {r['images_per_s']:.1f} | "
+            label = " ".join([f"`{name}`"] + [f"{k}={json.dumps(v)}" for k, v in overrides.items()])
+            print(f"| {label} | {r['gflops']:.2f} | {policy} | {r['images_per_s']:.1f} | "
                   f"{r['train_gflops_per_s']:.0f} |", flush=True)
 
 
