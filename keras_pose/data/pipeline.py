@@ -214,7 +214,7 @@ def part_crops(joints, annotated, center, zoom, canvas_size, seeds, aug: Augment
 
     Args:
         joints: (B, K, 2) canvas pixels; annotated: (B, K) bool.
-        center: (B, 2) the person crops' centres; zoom: (B,) their zoom, or None.
+        center: (B, 2) the person crops' centres; zoom: (B,) their zoom.
         canvas_size: the canvas side (pixels); only joints inside it are chosen.
         seeds: three stateless seeds (which crops, which joint, what zoom).
 
@@ -229,8 +229,7 @@ def part_crops(joints, annotated, center, zoom, canvas_size, seeds, aug: Augment
     joint = tf.argmax(tf.where(candidates, noise, -1.0), axis=1, output_type=tf.int32)
     part_center = tf.gather(tf.cast(joints, tf.float32), joint, batch_dims=1)
     part_zoom = tf.random.stateless_uniform([b], seeds[2], aug.part_zoom[0], aug.part_zoom[1])
-    person_zoom = tf.ones([b]) if zoom is None else zoom
-    return (tf.where(chosen[:, None], part_center, center), tf.where(chosen, part_zoom, person_zoom))
+    return tf.where(chosen[:, None], part_center, center), tf.where(chosen, part_zoom, zoom)
 
 
 def color_jitter(images, seeds, aug: AugmentConfig):
