@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from keras_pose.data import PipelineConfig, PoseDataset, PoseRecord
 from keras_pose.data.pipeline import AugmentConfig
+from keras_pose.models import model_config
 from keras_pose.models.registry import build_model, get_config
 from keras_pose.skeletons import LSP14
 from keras_pose.training import LossTerm, Objective, TrainConfig, Trainer, learning_rate_at, make_objective
@@ -460,3 +461,43 @@ def test_train_command_precision_overrides_the_config(tmp_path, monkeypatch):
     assert seen["config"].mixed_precision is None
     assert main(["train", "--config", str(config), "--out", str(tmp_path / "run")]) == 0
     assert seen["config"].mixed_precision == "mixed_bfloat16"
+
+
+def test_a_freeze_phase_trains_the_head_on_a_frozen_trunk_then_gives_the_flags_back(tmp_path):
+    from keras_pose.models.softargmax import SoftArgmaxConfig
+
+    ds = _stick_figures(tmp_path, n=4)
+    model = build_model(SoftArgmaxConfig(num_joints=14, input_size=(64, 64), num_blocks=1, block_filters=16,
+                                         block_kernel=3, backbone="efficientnet_lite0", freeze_backbone_bn=True))
+    trunk = model.get_layer("backbone")
+    bn = [l for l in trunk.layers if isinstance(l, keras.layers.BatchNormalization)]
+    for layer in bn:  # as a trunk with pretrained statistics has them (freeze_bn acts only with weights)
+        layer.trainable = False
+    flags = {l.name: l.trainable for l in trunk.layers}
+    cfg = _config(model_config(model), phases=[{"name": "head", "epochs": 1, "freeze": "backbone"},
+                                                    {"name": "all", "epochs": 1}])
+    trainer = Trainer(cfg, tmp_path / "run", train_set=ds, model=model)
+    trunk_vars = {id(v) for v in trunk.weights}
+    snapshot = lambda: {v.path: v.numpy().copy() for v in model.weights}
+    before = snapshot()
+    trainer.run(epochs=1, verbose=0)  # the head phase only
+    after_head = snapshot()
+    moved = {v.path for v in model.weights if not np.array_equal(before[v.path], after_head[v.path])}
+    trunk_paths = {v.path for v in model.weights if id(v) in trunk_vars}
+    assert moved and not moved & trunk_paths, sorted(moved & trunk_paths)[:5]  # BN statistics included
+    assert {l.name: l.trainable for l in trunk.layers} == flags  # given back after the run
+    trainer.run(resume=True, verbose=0)  # on into the "all" phase: the trunk's convolutions train now
+    moved = {v.path for v in model.weights if id(v) in trunk_vars
+             and not np.array_equal(after_head[v.path], v.numpy())}
+    assert "stem_conv/kernel" in moved
+    assert not any("gamma" in p or "moving" in p for p in moved)  # its own frozen BN stayed frozen
+    assert {l.name: l.trainable for l in trunk.layers} == flags
+
+
+def test_a_freeze_phase_names_a_layer_the_model_has(tmp_path):
+    ds = _stick_figures(tmp_path, n=4)
+    with pytest.raises(ValueError, match="'freeze' must be a layer name or a list"):
+        _config("softargmax_tiny", phases=[{"name": "head", "epochs": 1, "freeze": 3}])
+    cfg = _config("softargmax_tiny", phases=[{"name": "head", "epochs": 1, "freeze": ["trunk"]}])
+    with pytest.raises(ValueError, match="phase 'head': 'freeze' names layer 'trunk', which model"):
+        Trainer(cfg, tmp_path / "run", train_set=ds).run(verbose=0)

@@ -39,8 +39,13 @@ class TrainConfig:
         loss: keyword arguments of :func:`make_objective` (``weights``,
             ``sigma``, ``prob_weight``...).
         phases: optional list of ``{"name", "epochs", "train": regex of
-            variable paths to update (default all), "loss_weights": {...}}``
-            (part heatmap regression's detector / regressor / joint phases).
+            variable paths to update (default all), "freeze": a layer name or
+            a list of them, "loss_weights": {...}}`` (part heatmap
+            regression's detector / regressor / joint phases). ``"freeze":
+            "backbone"`` trains the head on a frozen pretrained trunk: the
+            named layers are set non-trainable for the phase, so their BN
+            layers run in inference mode (Keras' transfer-learning
+            convention), and get their own trainable flags back afterwards.
         mixed_precision: Keras dtype policy, e.g. ``"mixed_bfloat16"``, or None.
         clip_norm: global gradient-norm clipping, or None.
         checkpoint_every: steps between resumable checkpoints.
@@ -88,6 +93,11 @@ class TrainConfig:
         for p in self.phases:
             if "epochs" not in p:
                 raise ValueError(f"every phase needs 'epochs', got {p}")
+            freeze = p.get("freeze", [])
+            if not (isinstance(freeze, str) or (isinstance(freeze, (list, tuple))
+                                                and all(isinstance(n, str) for n in freeze))):
+                raise ValueError(f"phase {p.get('name')!r}: 'freeze' must be a layer name or a list of layer "
+                                 f"names, got {freeze!r}")
         if self.refine is not None:  # DeepPose refinement stage
             from keras_pose.training.deeppose import check_refine_spec
 

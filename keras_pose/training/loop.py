@@ -206,9 +206,34 @@ class Trainer:
         self.pipeline = TrainPipeline(self.train_set, self.pipe_cfg, config.batch_size, config.seed, encode=encode)
         self.state = {"step": 0, "best_pck": -1.0, "plateau_factor": 1.0, "bad_validations": 0, "history": []}
         self._steps = {}
+        self._frozen = {}  # layer name -> the trainable flags its sublayers had before a phase froze it
         self._tb = None
 
     # ------------------------------------------------------------------ steps
+    def _set_frozen(self, phase: dict) -> None:
+        """Freeze the layers the phase names in ``freeze`` and give the others back their own flags.
+
+        A frozen layer's variables leave ``trainable_variables`` and its BN layers run in inference
+        mode. Unfreezing restores every sublayer's flag as it was (so a trunk built with frozen BN,
+        ``freeze_backbone_bn``, keeps it), not simply ``trainable = True``.
+        """
+        names = phase.get("freeze") or []
+        names = [names] if isinstance(names, str) else list(names)
+        for name in [n for n in self._frozen if n not in names]:
+            for layer, flag in self._frozen.pop(name):  # parents first, so each child's own flag wins
+                layer.trainable = flag
+        for name in names:
+            if name in self._frozen:
+                continue
+            try:
+                layer = self.model.get_layer(name)
+            except ValueError:
+                raise ValueError(f"phase {phase.get('name')!r}: 'freeze' names layer {name!r}, which model "
+                                 f"{self.model.name!r} does not have; its layers: "
+                                 f"{[l.name for l in self.model.layers]}") from None
+            self._frozen[name] = [(l, l.trainable) for l in layer._flatten_layers(include_self=True)]
+            layer.trainable = False
+
     def _variables(self, phase: dict):
         pattern = phase.get("train")
         if not pattern:
@@ -368,6 +393,7 @@ class Trainer:
         while self.state["step"] < total_epochs * spe:
             epoch, skip = divmod(self.state["step"], spe)
             phase = cfg.phase_at(epoch)
+            self._set_frozen(phase)  # before the step is traced: BN's mode is fixed when it is
             step_fn = self._train_step(phase)
             dataset = self.strategy.experimental_distribute_dataset(self._batches(epoch, skip))
             bar = keras.utils.Progbar(spe, verbose=verbose, stateful_metrics=["lr", "img/s"]) if verbose else None
@@ -418,6 +444,7 @@ class Trainer:
                 self.save_checkpoint()
                 break
             self._end_epoch(epoch, sums, n, t0, phase)
+        self._set_frozen({})  # the trained model goes back with its own trainable flags
         self.model.save_weights(self.out / "final.weights.h5")
         self.save_checkpoint()
         return dict(self.state)
