@@ -220,9 +220,13 @@ def test_documented_training_configs_are_valid():
     for where, d in configs:
         cfg = TrainConfig.from_dict(d)
         patterns = [p["train"] for p in cfg.phases if p.get("train")]
-        if not patterns:
+        frozen = [n for p in cfg.phases for n in ([p["freeze"]] if isinstance(p.get("freeze"), str)
+                                                  else p.get("freeze", []))]
+        if not patterns and not frozen:
             continue
-        model = build_model(cfg.model)
+        model = build_model(cfg.model, pretrained=False)
+        for name in frozen:
+            model.get_layer(name)  # a ValueError if the documented model has no such layer
         paths = [v.path for v in model.trainable_variables]
         for p in patterns:
             assert any(re.search(p, v) for v in paths), f"{where}: phase regex {p!r} matches no variable of {cfg.model}"
