@@ -268,7 +268,7 @@ def float_head_tensors(model: bytes) -> list[str]:
     an int8 step is not a small error: a soft-argmax takes ``exp`` of the
     logits, so a logit step of 0.3 is a 35 % change of a probability, and the
     quantizer may give the layer a range narrower than its values (seen on
-    ``softargmax_lsp``: RMS logit error 2.7, full-int8 PCK 30.6 vs 47.3).
+    ``softargmax_scratch_lsp``: RMS logit error 2.7, full-int8 PCK 30.6 vs 47.3).
     It is one 1x1 convolution or dense layer, so float costs little time.
     """
     ops, tensors, tail, head = _tail_analysis(model)

@@ -200,7 +200,7 @@ def test_full_int8_keeps_the_decoder_in_float():
 def test_full_int8_keeps_the_output_layer_in_float():
     """Full int8 also keeps the layer that feeds the decoder in float: the last block's map convolution.
 
-    Its int8 logits went through a spatial softmax (softargmax_lsp: full-int8 PCK 30.6 vs 47.3 in
+    Its int8 logits went through a spatial softmax (softargmax_scratch_lsp: full-int8 PCK 30.6 vs 47.3 in
     float32; with the layer in float, 48.0 vs 48.2 on 200 test images). Earlier blocks' map
     convolutions also feed the next block, so they stay int8.
     """

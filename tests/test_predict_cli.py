@@ -179,9 +179,12 @@ def test_readme_demo_on_the_flagship_draws_the_upper_body_only(tmp_path, capsys,
     """The README demo (grace_hopper.jpg, a head-and-shoulders portrait): the head, neck and shoulders are
     confident and drawn; the hips, knees and ankles, which are not in the photo, are not."""
     monkeypatch.delenv(zoo.ENV_VAR, raising=False)
+    if FLAGSHIP not in zoo.presets():
+        pytest.skip(f"{FLAGSHIP} is not published yet: the flagship on a pretrained trunk takes the name when its "
+                    "training run is done (issue #16; the from-scratch preset is softargmax_scratch_lsp)")
     preset = zoo.get_preset(FLAGSHIP)
     if preset.model.get("backbone", "paper") == "paper":
-        pytest.skip(f"{FLAGSHIP} is still the from-scratch preset; the flagship on a pretrained trunk replaces it "
+        pytest.skip(f"{FLAGSHIP} is a from-scratch network; the flagship on a pretrained trunk replaces it "
                     "when its training run is published (issue #16)")
     code = cli.main(["predict", "--model", FLAGSHIP, "--out", str(tmp_path)])
     assert code == 0, capsys.readouterr().err
