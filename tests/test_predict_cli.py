@@ -8,6 +8,7 @@ import pytest
 
 from keras_pose import cli, zoo
 from keras_pose.models.registry import build_model
+from keras_pose.zoo.cards import FLAGSHIP
 
 PRESET = "tiny_lsp"
 
@@ -107,9 +108,9 @@ def test_unknown_model_lists_valid_names(tiny_zoo, inputs, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_default_model_is_cpm_lsp(tiny_zoo, tmp_path, capsys):
-    code, _, err = _run(["--out", tmp_path / "out"], capsys)  # the tmp zoo has no cpm_lsp
-    assert code == 2 and "'cpm_lsp'" in err and PRESET in err
+def test_default_model_is_the_flagship(tiny_zoo, tmp_path, capsys):
+    code, _, err = _run(["--out", tmp_path / "out"], capsys)  # the tmp zoo has no softargmax_lsp
+    assert code == 2 and f"'{FLAGSHIP}'" in err and PRESET in err
 
 
 def test_bad_box_is_an_argument_error(tiny_zoo, inputs, tmp_path, capsys):
@@ -171,21 +172,17 @@ def test_evaluate_whole_image_crop_writes_its_own_metrics(tiny_zoo, data_root, t
     assert "the whole image as the crop, then 1 re-crop(s)" in text
 
 
-FLAGSHIP = "softargmax_lsp"
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue #18, measured 2026-12-03 (docs/recipes.md, 'The portrait'): the flagship "
+                   "trained on LSP + LSPET has never seen a sharp close-up; with its holdout threshold it draws no "
+                   "joint of the portrait, and with every joint shown it puts a whole skeleton in her face")
 def test_readme_demo_on_the_flagship_draws_the_upper_body_only(tmp_path, capsys, monkeypatch):
     """The README demo (grace_hopper.jpg, a head-and-shoulders portrait): the head, neck and shoulders are
     confident and drawn; the hips, knees and ankles, which are not in the photo, are not."""
     monkeypatch.delenv(zoo.ENV_VAR, raising=False)
-    if FLAGSHIP not in zoo.presets():
-        pytest.skip(f"{FLAGSHIP} is not published yet: the flagship on a pretrained trunk takes the name when its "
-                    "training run is done (issue #16; the from-scratch preset is softargmax_scratch_lsp)")
-    preset = zoo.get_preset(FLAGSHIP)
-    if preset.model.get("backbone", "paper") == "paper":
-        pytest.skip(f"{FLAGSHIP} is a from-scratch network; the flagship on a pretrained trunk replaces it "
-                    "when its training run is published (issue #16)")
+    assert zoo.get_preset(FLAGSHIP).model.get("backbone", "paper") != "paper"  # the flagship is on a pretrained trunk
     code = cli.main(["predict", "--model", FLAGSHIP, "--out", str(tmp_path)])
     assert code == 0, capsys.readouterr().err
     joints = {j["joint"]: j for j in json.loads((tmp_path / "grace_hopper.json").read_text())["keypoints"]}

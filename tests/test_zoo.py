@@ -1,6 +1,5 @@
 """The zoo registry and loader, model cards, and the CI guard on shipped presets."""
 
-import dataclasses
 import json
 import re
 from pathlib import Path
@@ -84,7 +83,7 @@ def test_zoo_folder_is_the_package_by_default(monkeypatch):
     """Issue #17: the presets are package data, found from the package itself (editable or wheel install)."""
     monkeypatch.delenv(zoo.ENV_VAR, raising=False)
     assert zoo.zoo_dir() == Path(zoo.__file__).resolve().parent / "presets" == zoo.PACKAGE_ZOO
-    assert {"cpm_lsp", "deeppose_lsp", "part_heatmap_lsp", "softargmax_scratch_lsp"} <= set(zoo.presets())
+    assert {"cpm_lsp", "deeppose_lsp", "part_heatmap_lsp", "softargmax_lsp", "softargmax_scratch_lsp"} <= set(zoo.presets())
     assert zoo.weights_file(zoo.get_preset("cpm_lsp")) == zoo.PACKAGE_ZOO / "cpm_lsp" / "model.weights.h5"
 
 
@@ -131,10 +130,7 @@ def test_floors_are_the_families_and_the_flagships():
     from keras_pose.zoo.cards import FLAGSHIP, FLAGSHIP_FLOOR, preset_floor
 
     floors = {p.name: preset_floor(p) for p in map(zoo.get_preset, zoo.presets())}
-    # the flagship's floor goes with its name, whether or not it is published yet (softargmax_lsp is not, so far)
-    as_flagship = dataclasses.replace(zoo.get_preset("softargmax_scratch_lsp"), name=FLAGSHIP)
-    assert preset_floor(as_flagship) == FLAGSHIP_FLOOR == 85.0
-    assert floors.get(FLAGSHIP, FLAGSHIP_FLOOR) == FLAGSHIP_FLOOR
+    assert floors[FLAGSHIP] == FLAGSHIP_FLOOR == 85.0
     assert floors["softargmax_scratch_lsp"] == 80.0  # the from-scratch soft-argmax preset is not the flagship
     for name, floor in floors.items():
         family = zoo.get_preset(name).family

@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 
 from keras_pose.cli.registry import command
+from keras_pose.zoo.cards import FLAGSHIP
 
-DEFAULT_MODEL = "cpm_lsp"
+#: ``predict``'s model: the zoo's flagship (its most accurate preset).
+DEFAULT_MODEL = FLAGSHIP
 #: A real photo of a person shipped with matplotlib (its sample data), used when ``predict`` gets no image.
 SAMPLE_PHOTO = "grace_hopper.jpg"
 
