@@ -214,14 +214,14 @@ def _json_configs() -> list[tuple[str, dict]]:
 def test_documented_training_configs_are_valid():
     from keras_pose.models.registry import build_model
     from keras_pose.training import TrainConfig
+    from keras_pose.training.config import phase_freeze
 
     configs = _json_configs()
     assert any(cfg.get("phases") for _, cfg in configs), "docs/training.md should show a phases example"
     for where, d in configs:
         cfg = TrainConfig.from_dict(d)
         patterns = [p["train"] for p in cfg.phases if p.get("train")]
-        frozen = [n for p in cfg.phases for n in ([p["freeze"]] if isinstance(p.get("freeze"), str)
-                                                  else p.get("freeze", []))]
+        frozen = [n for p in cfg.phases for n in phase_freeze(p)]
         if not patterns and not frozen:
             continue
         model = build_model(cfg.model, pretrained=False)

@@ -172,8 +172,6 @@ def test_evaluate_whole_image_crop_writes_its_own_metrics(tiny_zoo, data_root, t
     assert "the whole image as the crop, then 1 re-crop(s)" in text
 
 
-
-
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="issue #18, measured 2026-12-03 (docs/recipes.md, 'The portrait'): the flagship "
                    "trained on LSP + LSPET has never seen a sharp close-up; with its holdout threshold it draws no "

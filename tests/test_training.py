@@ -464,15 +464,14 @@ def test_train_command_precision_overrides_the_config(tmp_path, monkeypatch):
 
 
 def test_a_freeze_phase_trains_the_head_on_a_frozen_trunk_then_gives_the_flags_back(tmp_path):
+    from keras_pose.models.backbones import freeze_batchnorm
     from keras_pose.models.softargmax import SoftArgmaxConfig
 
     ds = _stick_figures(tmp_path, n=4)
     model = build_model(SoftArgmaxConfig(num_joints=14, input_size=(64, 64), num_blocks=1, block_filters=16,
                                          block_kernel=3, backbone="efficientnet_lite0", freeze_backbone_bn=True))
     trunk = model.get_layer("backbone")
-    bn = [l for l in trunk.layers if isinstance(l, keras.layers.BatchNormalization)]
-    for layer in bn:  # as a trunk with pretrained statistics has them (freeze_bn acts only with weights)
-        layer.trainable = False
+    freeze_batchnorm(trunk)  # as a trunk with pretrained statistics has it (freeze_bn acts only with weights)
     flags = {l.name: l.trainable for l in trunk.layers}
     cfg = _config(model_config(model), phases=[{"name": "head", "epochs": 1, "freeze": "backbone"},
                                                     {"name": "all", "epochs": 1}])

@@ -14,6 +14,17 @@ from typing import Any
 from keras_pose.data.pipeline import PipelineConfig
 
 
+def phase_freeze(phase: dict) -> list[str]:
+    """The layer names a phase's ``"freeze"`` names (one name or a list; none when absent)."""
+    freeze = phase.get("freeze") or []
+    if isinstance(freeze, str):
+        return [freeze]
+    if isinstance(freeze, (list, tuple)) and all(isinstance(n, str) for n in freeze):
+        return list(freeze)
+    raise ValueError(f"phase {phase.get('name')!r}: 'freeze' must be a layer name or a list of layer names, "
+                     f"got {freeze!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything one training run needs.
@@ -93,11 +104,7 @@ class TrainConfig:
         for p in self.phases:
             if "epochs" not in p:
                 raise ValueError(f"every phase needs 'epochs', got {p}")
-            freeze = p.get("freeze", [])
-            if not (isinstance(freeze, str) or (isinstance(freeze, (list, tuple))
-                                                and all(isinstance(n, str) for n in freeze))):
-                raise ValueError(f"phase {p.get('name')!r}: 'freeze' must be a layer name or a list of layer "
-                                 f"names, got {freeze!r}")
+            phase_freeze(p)  # a clear error for a bad 'freeze' before any training starts
         if self.refine is not None:  # DeepPose refinement stage
             from keras_pose.training.deeppose import check_refine_spec
 

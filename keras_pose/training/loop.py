@@ -32,7 +32,7 @@ from keras_pose.data.records import PoseDataset
 from keras_pose.evaluation import evaluate_model
 from keras_pose.machine import native_bfloat16
 from keras_pose.models.registry import build_model, config_from_dict, get_config
-from keras_pose.training.config import TrainConfig
+from keras_pose.training.config import TrainConfig, phase_freeze
 from keras_pose.training.objectives import make_objective
 
 log = logging.getLogger(__name__)
@@ -217,8 +217,7 @@ class Trainer:
         mode. Unfreezing restores every sublayer's flag as it was (so a trunk built with frozen BN,
         ``freeze_backbone_bn``, keeps it), not simply ``trainable = True``.
         """
-        names = phase.get("freeze") or []
-        names = [names] if isinstance(names, str) else list(names)
+        names = phase_freeze(phase)
         for name in [n for n in self._frozen if n not in names]:
             for layer, flag in self._frozen.pop(name):  # parents first, so each child's own flag wins
                 layer.trainable = flag

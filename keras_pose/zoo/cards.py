@@ -23,8 +23,8 @@ GROUPS = ("Head", "Shoulder", "Elbow", "Wrist", "Hip", "Knee", "Ankle", "Total")
 #: The zoo's accuracy floors (issue #16): PCK@0.2 on the LSP test split, single crop, per family.
 FLOORS = {"cpm": 80.0, "part_heatmap": 80.0, "softargmax": 80.0, "deeppose": 70.0}
 #: The flagship preset (the README demo's model once it is on a pretrained trunk) has its own, higher floor.
-#: The name is reserved for soft-argmax on the ImageNet EfficientNet-Lite0 trunk (not published yet); the
-#: from-scratch soft-argmax preset that carried it first is ``softargmax_scratch_lsp``.
+#: It is soft-argmax on the ImageNet EfficientNet-Lite0 trunk; the from-scratch soft-argmax preset that
+#: carried the name first is ``softargmax_scratch_lsp``.
 FLAGSHIP, FLAGSHIP_FLOOR = "softargmax_lsp", 85.0
 
 
