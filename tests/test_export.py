@@ -221,6 +221,28 @@ def test_full_int8_keeps_the_output_layer_in_float():
     assert export.int8_head_tensors(q) == []
 
 
+def test_localized_score_exports_with_builtins_and_stays_in_float():
+    """The soft-argmax presets' localized score (weight-free, after the last map convolution) converts to
+    builtin ops, matches Keras in float32 TFLite and is part of the float tail of a full-int8 file."""
+    keras.utils.set_random_seed(0)
+    plain = _tiny("softargmax_tiny")
+    model = build_model(plain.pose_config.replace(score="localized"))
+    model.set_weights(plain.get_weights())
+    images = _images()
+    kp_ref, sc_ref = _keras(model, images)
+    _assert_not_trivial(kp_ref)
+    assert sc_ref.std() > 0.01  # scores that differ across joints and images
+    f32 = export.convert_tflite(model)
+    assert export.non_builtin_ops(export.tflite_ops(f32)) == []
+    kp, sc = export.TFLiteRunner.from_bytes(f32)(images)
+    np.testing.assert_allclose(kp, kp_ref, atol=1e-3)
+    np.testing.assert_allclose(sc, sc_ref, atol=1e-4)
+    assert any("localized_probability" in t for t in export.decoder_tail_tensors(f32))
+    q = export.TFLiteRunner.from_bytes(export.convert_tflite(model, "full_int8", _images(16, seed=7)))
+    _, sc_q = q(images)
+    assert np.isfinite(sc_q).all() and ((sc_q >= 0) & (sc_q <= 1)).all()
+
+
 def test_full_int8_warns_when_an_output_layer_stays_int8():
     """The denylist does not keep a TRANSPOSE_CONV output layer in float (part heatmap's final x4
     upsampling): the export says so instead of silently quantizing it."""

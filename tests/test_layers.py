@@ -76,6 +76,7 @@ LAYER_CASES = [
     pytest.param(L.SpatialSoftArgmax, {"ramp": "center", "output_size": (64, 48)}, (2, 16, 12, 5), (2, 5, 2),
                  id="softargmax-center-pixels"),
     pytest.param(L.JointProbability, {}, (2, 16, 12, 5), (2, 5, 1), id="joint-probability"),
+    pytest.param(L.LocalizedJointProbability, {"radius": 1.5}, (2, 16, 12, 5), (2, 5, 1), id="localized-probability"),
     pytest.param(L.ContextAggregation, {"num_joints": 4, "num_context": 2}, (2, 16, 12, 12), (2, 4, 2), id="context"),
     pytest.param(L.CenterMap, {"sigma": 5.0}, (2, 24, 20, 3), (2, 24, 20, 1), id="center-map"),
     pytest.param(L.HeatmapToKeypoints, {"stride": 4, "refine": "taylor", "num_joints": 3}, (2, 16, 12, 4),
@@ -192,6 +193,47 @@ def test_joint_probability_is_sigmoid_of_spatial_max():
     out = keras.ops.convert_to_numpy(L.JointProbability()(x))
     np.testing.assert_allclose(out[..., 0], _np_sigmoid(x.max(axis=(1, 2))), atol=1e-6)
     _check_finite_with_gradients(L.JointProbability(), np.array(x * 1e4, "float32"))
+
+
+def _np_localized(x, radius):
+    """Reference: sigmoid(max) x the softmax mass within ``radius`` cells of the expected (col, row)."""
+    b, h, w, n = x.shape
+    p = _np_softmax(x)
+    rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    out = np.zeros((b, n))
+    for i in range(b):
+        for j in range(n):
+            q = p[i, :, :, j]
+            r0, c0 = (q * rows).sum(), (q * cols).sum()
+            out[i, j] = _np_sigmoid(x[i, :, :, j].max()) * q[(rows - r0) ** 2 + (cols - c0) ** 2 <= radius ** 2].sum()
+    return out
+
+
+@pytest.mark.parametrize("radius", [1.0, 2.0, 3.5])
+def test_localized_probability_matches_reference(radius):
+    x = _logits((2, 9, 7, 4), scale=3.0)
+    out = keras.ops.convert_to_numpy(L.LocalizedJointProbability(radius)(x))
+    np.testing.assert_allclose(out[..., 0], _np_localized(x, radius), atol=1e-5)
+    _check_finite_with_gradients(L.LocalizedJointProbability(radius), np.array(x * 1e4, "float32"))
+
+
+def test_localized_probability_is_low_for_a_split_or_flat_map_and_high_for_a_peak():
+    x = np.full((1, 20, 20, 3), -10.0, "float32")
+    x[0, 5, 5, 0] = 10.0  # one sharp peak: found
+    x[0, 2, 2, 1] = x[0, 17, 17, 1] = 10.0  # two peaks: the soft-argmax lies between them, on neither
+    x[..., 2] = 10.0  # flat: present everywhere, found nowhere
+    out = keras.ops.convert_to_numpy(L.LocalizedJointProbability(2.0)(x))[0, :, 0]
+    assert out[0] > 0.99
+    assert out[1] < 0.01
+    assert out[2] < 0.05
+    plain = keras.ops.convert_to_numpy(L.JointProbability()(x))[0, :, 0]
+    assert np.all(plain > 0.99)  # the paper's joint probability cannot tell them apart
+
+
+def test_localized_probability_rejects_a_bad_radius():
+    for bad in (0, -1.0):
+        with pytest.raises(ValueError, match="radius"):
+            L.LocalizedJointProbability(bad)
 
 
 # --------------------------------------------------------------------------- context aggregation

@@ -199,6 +199,31 @@ def test_output_contracts_relate_outputs():
     assert ((np.asarray(out["scores"]) > 0) & (np.asarray(out["scores"]) < 1)).all()
 
 
+def test_softargmax_localized_score_option(tmp_path):
+    """score="localized": same weights, same keypoints; scores = the last block's part maps through
+    LocalizedJointProbability (never above the paper's joint probability)."""
+    from keras_pose.layers import LocalizedJointProbability
+
+    plain = _preset_model("softargmax_tiny")
+    cfg = plain.pose_config.replace(score="localized", score_radius=1.5)
+    m = build_model(cfg)
+    m.set_weights(plain.get_weights())  # the option adds no weights
+    x = _images(cfg)
+    out, ref = m(x, training=False), plain(x, training=False)
+    np.testing.assert_allclose(out["keypoints"], ref["keypoints"], atol=1e-5)
+    parts = np.asarray(out["heatmaps"])[..., :cfg.num_joints]
+    np.testing.assert_allclose(out["scores"], np.asarray(LocalizedJointProbability(1.5)(parts))[..., 0], atol=1e-6)
+    assert np.all(np.asarray(out["scores"]) <= np.asarray(ref["scores"]) + 1e-6)
+    assert m.pose_config == cfg
+    path = tmp_path / "localized.keras"
+    m.save(path)
+    np.testing.assert_allclose(keras.saving.load_model(path)(x, training=False)["scores"], out["scores"], atol=1e-6)
+    with pytest.raises(ValueError, match="score"):
+        cfg.replace(score="peak")
+    with pytest.raises(ValueError, match="score_radius"):
+        cfg.replace(score_radius=0)
+
+
 def test_part_heatmap_zero_init_option():
     model = build_model(get_config("part_heatmap_tiny").replace(zero_init=True))
     assert not np.any(model.get_layer("det_score").get_weights()[0])

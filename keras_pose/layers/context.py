@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_pose.layers.softargmax import _check_ramp, _check_rank4, soft_argmax
+from keras_pose.layers.softargmax import _check_ramp, _check_rank4, soft_argmax, spatial_softmax
 
 # Below this logit, log(sigmoid(m)) == m to float32 precision (error < 3e-9).
 _LOG_SIGMOID_LINEAR_BELOW = -20.0
@@ -61,6 +61,70 @@ class JointProbability(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[3], 1)
+
+
+def localized_probability(logits, radius=2.0):
+    """Joint probability times the spatial-softmax mass near the expected location: (B, H, W, N) -> (B, N, 1).
+
+    ``sigmoid(max h_n) * sum_{|(c, r) - E[(c, r)]| <= radius} softmax(h_n)_{r, c}``: the joint is present
+    (Luvizon's joint probability) and its distribution is concentrated where the soft-argmax puts it (a
+    distribution spread over two places averages to a point between them, where the mass is low). The
+    distance is in map cells; the mask is not differentiated (the score is not trained through).
+    """
+    logits = ops.convert_to_tensor(logits)
+    prob = spatial_softmax(logits)
+    shape = ops.shape(prob)
+    rows = ops.cast(ops.arange(shape[1]), prob.dtype)
+    cols = ops.cast(ops.arange(shape[2]), prob.dtype)
+    mean_r = ops.sum(ops.sum(prob, axis=2) * rows[None, :, None], axis=1)  # (B, N)
+    mean_c = ops.sum(ops.sum(prob, axis=1) * cols[None, :, None], axis=1)
+    d2 = ((rows[None, :, None, None] - mean_r[:, None, None, :]) ** 2
+          + (cols[None, None, :, None] - mean_c[:, None, None, :]) ** 2)  # (B, H, W, N)
+    near = ops.cast(ops.less_equal(ops.stop_gradient(d2), float(radius) ** 2), prob.dtype)
+    mass = ops.sum(prob * near, axis=(1, 2))
+    return ops.expand_dims(ops.sigmoid(ops.max(logits, axis=(1, 2))) * mass, -1)
+
+
+@keras.saving.register_keras_serializable(package="keras_pose")
+class LocalizedJointProbability(keras.layers.Layer):
+    """Per-joint score: joint probability x the softmax mass within ``radius`` cells of the soft-argmax.
+
+    Luvizon's joint probability (:class:`JointProbability`) says whether a joint is present but not
+    whether the soft-argmax found it: a distribution split between two candidates still has a high
+    peak logit. Multiplying by the mass near the expected location makes the score low in both cases.
+    On the flagship's LSP-train holdout the area under the ROC curve of "correct at PCK@0.2" rose from
+    0.70 to 0.81 (person crops) and from 0.66 to 0.78 (whole image as the crop); docs/recipes.md.
+
+    Args:
+        radius: in map cells (default 2).
+        **kwargs: standard ``keras.layers.Layer`` arguments.
+
+    Returns:
+        (B, N, 1) scores in [0, 1] for (B, H, W, N) logits.
+
+    Example:
+        >>> tuple(LocalizedJointProbability()(np.zeros((2, 20, 20, 14), "float32")).shape)
+        (2, 14, 1)
+    """
+
+    def __init__(self, radius=2.0, **kwargs):
+        super().__init__(**kwargs)
+        if not float(radius) > 0:
+            raise ValueError(f"`radius` must be > 0 map cells, received {radius!r}")
+        self.radius = float(radius)
+
+    def build(self, input_shape):
+        _check_rank4(self, input_shape)
+        self.built = True
+
+    def call(self, inputs):
+        return localized_probability(inputs, self.radius)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[3], 1)
+
+    def get_config(self):
+        return {**super().get_config(), "radius": self.radius}
 
 
 @keras.saving.register_keras_serializable(package="keras_pose")

@@ -40,12 +40,13 @@ from typing import ClassVar
 
 import keras
 
-from keras_pose.layers import ContextAggregation, JointProbability, SpatialSoftArgmax
+from keras_pose.layers import ContextAggregation, JointProbability, LocalizedJointProbability, SpatialSoftArgmax
 from keras_pose.models.backbones import check_backbone, top_down_merge, trunk_features
 from keras_pose.models.common import (ChannelSlice, InputNormalization, ModelConfig, NormalizedToPixels,
                                       attach_config, check_choice, name_outputs)
 
 RAMPS = ("linspace", "paper", "center")
+SCORES = ("probability", "localized")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +76,14 @@ class SoftArgmaxConfig(ModelConfig):
             on a 2-core CPU, but with Adam at 1e-3 the flagship recipe then
             stalled (validation 7.9 after one epoch instead of 21.6;
             docs/recipes.md), so the default trains them.
+        score: the ``scores`` output: ``"probability"`` (the paper's joint
+            probability of the last block, sigmoid of the part map's peak)
+            or ``"localized"`` (that times the softmax mass within
+            ``score_radius`` map cells of the soft-argmax location,
+            :class:`~keras_pose.layers.LocalizedJointProbability`, which
+            ranks correct joints above wrong ones better). No weights; the
+            ``visibility_k`` outputs that training supervises stay.
+        score_radius: the radius of ``"localized"``, in map cells.
     """
 
     family: ClassVar[str] = "softargmax"
@@ -91,10 +100,15 @@ class SoftArgmaxConfig(ModelConfig):
     backbone: str = "paper"
     backbone_weights: str | None = None
     freeze_backbone_bn: bool = False
+    score: str = "probability"
+    score_radius: float = 2.0
 
     def __post_init__(self):
         super().__post_init__()
         check_choice("SoftArgmaxConfig", "ramp", self.ramp, RAMPS)
+        check_choice("SoftArgmaxConfig", "score", self.score, SCORES)
+        if not self.score_radius > 0:
+            raise ValueError(f"SoftArgmaxConfig.score_radius: expected > 0 map cells, got {self.score_radius!r}")
         check_backbone("SoftArgmaxConfig", self.backbone, self.backbone_weights)
         h, w = self.input_size
         if h % 32 or w % 32:
@@ -248,9 +262,11 @@ def build_softargmax(config: SoftArgmaxConfig | None = None, name: str = "softar
 
     outputs["heatmaps"] = hm
     outputs["keypoints"] = NormalizedToPixels((h, w), name="keypoints")(pose)
+    if cfg.score == "localized":
+        vis = LocalizedJointProbability(cfg.score_radius, name="localized_probability")(parts)
     outputs["scores"] = keras.layers.Reshape((n,), name="scores")(vis)
     model = keras.Model(images, name_outputs(outputs), name=name)
     return attach_config(model, cfg)
 
 
-__all__ = ["SoftArgmaxConfig", "build_softargmax", "RAMPS"]
+__all__ = ["SoftArgmaxConfig", "build_softargmax", "RAMPS", "SCORES"]
