@@ -27,11 +27,11 @@ so the files run on any LiteRT runtime without the Flex delegate.
 
 Example:
     >>> from keras_pose import export, zoo
-    >>> model = zoo.load("cpm_lsp")                                           # doctest: +SKIP
+    >>> model = zoo.load("cpm_scratch_lsp")                                   # doctest: +SKIP
     >>> crops = export.representative_crops(read_lsp(None, "train"), 128)     # doctest: +SKIP
-    >>> export.export_all(model, "exported/cpm_lsp", representative=crops)    # doctest: +SKIP
+    >>> export.export_all(model, "exported/cpm_scratch_lsp", representative=crops)  # doctest: +SKIP
     >>> from keras_pose.inference import tflite_predictor                      # predictors live there
-    >>> pose = tflite_predictor("exported/cpm_lsp/model_full_int8.tflite")     # doctest: +SKIP
+    >>> pose = tflite_predictor("exported/cpm_scratch_lsp/model_full_int8.tflite")  # doctest: +SKIP
     >>> pose("photo.jpg").keypoints                                           # doctest: +SKIP
 
 Gotcha (see ``tests/layer_testing.py``): Keras 3 variables are not

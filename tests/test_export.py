@@ -257,8 +257,8 @@ def test_full_int8_channel_reversal_keeps_the_input():
     """InputNormalization(reverse_channels=True) (CPM's RGB -> BGR) survives full-int8 quantization.
 
     With ops.flip the converter emitted an int8 REVERSE_V2 whose output scale differed from its input's
-    while the kernel copies the codes, so every pixel reached the first convolution wrong (cpm_lsp lost
-    12 PCK points in full int8).
+    while the kernel copies the codes, so every pixel reached the first convolution wrong (cpm_scratch_lsp
+    lost 12 PCK points in full int8).
     """
     import tensorflow as tf
 

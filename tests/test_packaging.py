@@ -86,7 +86,9 @@ def _venv_with_current_dependencies(venv: Path, wheel: Path, times: dict) -> Pat
 
 @pytest.mark.slow
 def test_wheel_installed_in_a_fresh_venv_ships_and_loads_the_zoo(tmp_path):
-    assert len(SHIPPED) == 5 and len(PRESET_FILES) >= 5 * 5, PRESET_FILES
+    assert SHIPPED == ["cpm_scratch_lsp", "deeppose_lsp", "part_heatmap_lsp", "softargmax_lsp",
+                       "softargmax_scratch_lsp"], SHIPPED
+    assert len(PRESET_FILES) >= 5 * 5, PRESET_FILES
     start, times = time.perf_counter(), {}
     sdist, wheel = _build(tmp_path)
     times["sdist + wheel"] = time.perf_counter() - start
@@ -117,13 +119,14 @@ def test_wheel_installed_in_a_fresh_venv_ships_and_loads_the_zoo(tmp_path):
     assert Path(out["zoo_dir"]).resolve().is_relative_to(venv.resolve())
     assert not (tmp_path / "keras_home" / "keras_pose").exists()  # bundled weights: nothing downloaded or cached
 
-    _run([bindir / "keras-pose", "predict", "--model", "cpm_lsp", "--out", "predictions"], work, env,  # the README's
+    # the README's demo (the sample photo), with a from-scratch preset
+    _run([bindir / "keras-pose", "predict", "--model", "cpm_scratch_lsp", "--out", "predictions"], work, env,
          times=times, step="predict")
     pred = json.loads((work / "predictions" / "grace_hopper.json").read_text())
     assert len(pred["keypoints"]) == 14 and (work / "predictions" / "grace_hopper.png").stat().st_size > 0
 
     # docs/zoo.md exists only in a source checkout: an installed zoo-card asks for --table
-    res = subprocess.run([bindir / "keras-pose", "zoo-card", "cpm_lsp"], cwd=work, env=env, capture_output=True,
-                         text=True, timeout=600)
+    res = subprocess.run([bindir / "keras-pose", "zoo-card", "cpm_scratch_lsp"], cwd=work, env=env,
+                         capture_output=True, text=True, timeout=600)
     assert res.returncode == 2 and "--table" in res.stderr, (res.returncode, res.stderr[-2000:])
     print("packaging test steps (s): " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()))

@@ -83,8 +83,12 @@ def test_zoo_folder_is_the_package_by_default(monkeypatch):
     """Issue #17: the presets are package data, found from the package itself (editable or wheel install)."""
     monkeypatch.delenv(zoo.ENV_VAR, raising=False)
     assert zoo.zoo_dir() == Path(zoo.__file__).resolve().parent / "presets" == zoo.PACKAGE_ZOO
-    assert {"cpm_lsp", "deeppose_lsp", "part_heatmap_lsp", "softargmax_lsp", "softargmax_scratch_lsp"} <= set(zoo.presets())
-    assert zoo.weights_file(zoo.get_preset("cpm_lsp")) == zoo.PACKAGE_ZOO / "cpm_lsp" / "model.weights.h5"
+    # exactly the shipped presets: cpm_lsp is not one (the from-scratch CPM is cpm_scratch_lsp; the name goes to CPM
+    # on the ImageNet trunk once that run is published, and this set with it)
+    assert set(zoo.presets()) == {"cpm_scratch_lsp", "deeppose_lsp", "part_heatmap_lsp", "softargmax_lsp",
+                                  "softargmax_scratch_lsp"}
+    assert (zoo.weights_file(zoo.get_preset("cpm_scratch_lsp"))
+            == zoo.PACKAGE_ZOO / "cpm_scratch_lsp" / "model.weights.h5")
 
 
 def test_zoo_card_outside_a_source_checkout_needs_table(tmp_zoo, tmp_path, monkeypatch, capsys):
@@ -132,6 +136,7 @@ def test_floors_are_the_families_and_the_flagships():
     floors = {p.name: preset_floor(p) for p in map(zoo.get_preset, zoo.presets())}
     assert floors[FLAGSHIP] == FLAGSHIP_FLOOR == 85.0
     assert floors["softargmax_scratch_lsp"] == 80.0  # the from-scratch soft-argmax preset is not the flagship
+    assert floors["cpm_scratch_lsp"] == 80.0  # the from-scratch CPM has the CPM family's floor
     for name, floor in floors.items():
         family = zoo.get_preset(name).family
         if name != FLAGSHIP:

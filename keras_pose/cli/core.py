@@ -90,7 +90,7 @@ def _train(p):
         return 0
 
     p.add_argument("--config", required=True,
-                   help="training config JSON (e.g. keras_pose/zoo/presets/cpm_lsp/train.json)")
+                   help="training config JSON (e.g. keras_pose/zoo/presets/cpm_scratch_lsp/train.json)")
     p.add_argument("--data", default=None, help="data root holding lsp/, lspet/ (default: see `keras-pose info`)")
     p.add_argument("--out", required=True, help="run directory (checkpoints, logs, weights)")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")

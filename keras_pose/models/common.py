@@ -183,7 +183,8 @@ class InputNormalization(keras.layers.Layer):
         x = ops.cast(x, self.compute_dtype)
         if self.reverse_channels:
             # A gather, not ops.flip: TFLite's int8 REVERSE_V2 copies the codes but the quantizer gives its
-            # output a different scale, which corrupts full-int8 exports (measured: 12 PCK points on cpm_lsp).
+            # output a different scale, which corrupts full-int8 exports (measured: 12 PCK points on
+            # cpm_scratch_lsp).
             x = ops.take(x, list(range(x.shape[-1] - 1, -1, -1)), axis=-1)
         offset = ops.convert_to_tensor(self.offset, dtype=x.dtype)
         scale = ops.convert_to_tensor(self.scale, dtype=x.dtype)

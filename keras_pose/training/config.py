@@ -1,7 +1,7 @@
 """Training configuration: a frozen dataclass read from / written to JSON.
 
 Every zoo preset keeps its ``train.json`` next to its model card; ``keras-pose
-train --config keras_pose/zoo/presets/cpm_lsp/train.json`` reproduces it.
+train --config keras_pose/zoo/presets/cpm_scratch_lsp/train.json`` reproduces it.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Example:
     >>> import keras_pose
     >>> from keras_pose.training.fit import PoseTrainingModel, fit_dataset
-    >>> model = keras_pose.zoo.load("cpm_lsp")                          # doctest: +SKIP
+    >>> model = keras_pose.zoo.load("cpm_scratch_lsp")                  # doctest: +SKIP
     >>> trainable = PoseTrainingModel(model)                           # per-stage losses from the paper
     >>> trainable.compile(optimizer=keras.optimizers.Adam(1e-4))
     >>> ds, steps = fit_dataset(train_records, trainable.objective, 128, batch_size=16)
