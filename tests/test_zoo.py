@@ -83,10 +83,11 @@ def test_zoo_folder_is_the_package_by_default(monkeypatch):
     """Issue #17: the presets are package data, found from the package itself (editable or wheel install)."""
     monkeypatch.delenv(zoo.ENV_VAR, raising=False)
     assert zoo.zoo_dir() == Path(zoo.__file__).resolve().parent / "presets" == zoo.PACKAGE_ZOO
-    # exactly the shipped presets: cpm_lsp is not one (the from-scratch CPM is cpm_scratch_lsp; the name goes to CPM
-    # on the ImageNet trunk once that run is published, and this set with it)
-    assert set(zoo.presets()) == {"cpm_scratch_lsp", "deeppose_lsp", "part_heatmap_lsp", "softargmax_lsp",
+    # exactly the shipped presets: the from-scratch CPM and soft-argmax networks as *_scratch_lsp, their families
+    # on the ImageNet trunk as cpm_lsp and softargmax_lsp
+    assert set(zoo.presets()) == {"cpm_lsp", "cpm_scratch_lsp", "deeppose_lsp", "part_heatmap_lsp", "softargmax_lsp",
                                   "softargmax_scratch_lsp"}
+    assert zoo.get_preset("cpm_lsp").model["backbone"] == "efficientnet_lite0"
     assert (zoo.weights_file(zoo.get_preset("cpm_scratch_lsp"))
             == zoo.PACKAGE_ZOO / "cpm_scratch_lsp" / "model.weights.h5")
 
