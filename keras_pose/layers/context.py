@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from keras_pose.layers.softargmax import _check_ramp, _check_rank4, soft_argmax, spatial_softmax
+from keras_pose.layers.softargmax import _check_ramp, _check_rank4, expected_position, soft_argmax, spatial_softmax
 
 # Below this logit, log(sigmoid(m)) == m to float32 precision (error < 3e-9).
 _LOG_SIGMOID_LINEAR_BELOW = -20.0
@@ -76,13 +76,12 @@ def localized_probability(logits, radius=2.0):
     shape = ops.shape(prob)
     rows = ops.cast(ops.arange(shape[1]), prob.dtype)
     cols = ops.cast(ops.arange(shape[2]), prob.dtype)
-    mean_r = ops.sum(ops.sum(prob, axis=2) * rows[None, :, None], axis=1)  # (B, N)
-    mean_c = ops.sum(ops.sum(prob, axis=1) * cols[None, :, None], axis=1)
+    mean_c, mean_r = expected_position(prob, cols, rows)  # (B, N) each, in cells
     d2 = ((rows[None, :, None, None] - mean_r[:, None, None, :]) ** 2
           + (cols[None, None, :, None] - mean_c[:, None, None, :]) ** 2)  # (B, H, W, N)
     near = ops.cast(ops.less_equal(ops.stop_gradient(d2), float(radius) ** 2), prob.dtype)
     mass = ops.sum(prob * near, axis=(1, 2))
-    return ops.expand_dims(ops.sigmoid(ops.max(logits, axis=(1, 2))) * mass, -1)
+    return joint_probability(logits) * ops.expand_dims(mass, -1)
 
 
 @keras.saving.register_keras_serializable(package="keras_pose")

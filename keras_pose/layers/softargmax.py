@@ -67,13 +67,17 @@ def soft_argmax(logits, ramp="linspace"):
     _check_ramp(ramp)
     prob = spatial_softmax(logits)
     shape = ops.shape(prob)
-    ramp_y = coordinate_ramp(shape[1], ramp, prob.dtype)
-    ramp_x = coordinate_ramp(shape[2], ramp, prob.dtype)
-    marginal_x = ops.sum(prob, axis=1)  # (B, W, N)
-    marginal_y = ops.sum(prob, axis=2)  # (B, H, N)
-    x = ops.sum(marginal_x * ramp_x[None, :, None], axis=1)
-    y = ops.sum(marginal_y * ramp_y[None, :, None], axis=1)
+    x, y = expected_position(prob, coordinate_ramp(shape[2], ramp, prob.dtype),
+                             coordinate_ramp(shape[1], ramp, prob.dtype))
     return ops.stack([x, y], axis=-1)
+
+
+def expected_position(prob, ramp_x, ramp_y):
+    """(x, y), each (B, N): the expectation of column ``ramp_x`` and row ``ramp_y`` values under
+    (B, H, W, N) spatial probabilities."""
+    x = ops.sum(ops.sum(prob, axis=1) * ramp_x[None, :, None], axis=1)  # marginal over rows: (B, W, N)
+    y = ops.sum(ops.sum(prob, axis=2) * ramp_y[None, :, None], axis=1)
+    return x, y
 
 
 def _check_rank4(layer, input_shape):

@@ -32,7 +32,7 @@ import tensorflow as tf
 def _fusable(layer, inputs, training, mask) -> bool:
     return (bool(training) and layer.trainable and mask is None and not layer.renorm
             and not getattr(layer, "synchronized", False) and len(inputs.shape) == 4
-            and layer.axis in (-1, 3) and keras.backend.backend() == "tensorflow")
+            and layer.axis in (-1, 3))  # the swap itself happens only on the TensorFlow backend
 
 
 def _fused_call(self, inputs, training=None, mask=None):
