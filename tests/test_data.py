@@ -1,5 +1,7 @@
 """Skeletons, readers, image checks and the tf.data pipeline."""
 
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -308,9 +310,76 @@ def test_part_crop_zero_leaves_the_augmentation_unchanged():
     assert same.any() and not same.all()
 
 
+def test_frame_cuts_blank_beyond_an_edge_and_take_the_joints_there_out_of_the_crop():
+    b, c, s = 64, 80, 64
+    joints = _spread_joints(b, c)
+    annotated = np.ones((b, 14), bool)
+    annotated[:, 13] = False
+    aug = AugmentConfig(rotation=0, zoom=(1.0, 1.0), shift=0, flip=0, brightness=0, contrast=0, saturation=0,
+                        frame_cut=0.5, frame_cut_at=(0.3, 0.6), frame_cut_bottom=0.5)
+    batch = {"image": np.full((b, c, c, 3), 200.0, np.float32), "joints": joints,
+             "visible": annotated.copy(), "annotated": annotated}
+    cfg = PipelineConfig(input_size=s, canvas_factor=1.25, augment=aug)
+    out = augment_batch(batch, tf.constant([5, 6]), cfg, LSP14.flip_permutation)
+    images, kp = out["images"].numpy(), out["joints"].numpy()
+    in_crop, ann = out["in_crop"].numpy(), out["annotated"].numpy()
+    inside = (kp >= -0.5).all(-1) & (kp <= s - 0.5).all(-1)
+    # the person crop is as without cuts (the canvas fills the crop: every pixel 200, every joint inside)
+    np.testing.assert_allclose(kp, (joints - (c / 2 - 0.5)) * (s / (c / 1.25)) + s / 2 - 0.5, atol=1e-3)
+    assert inside.all()
+    sides = []
+    for i in range(b):
+        blank = images[i, ..., 0] == 0
+        if not blank.any():
+            np.testing.assert_array_equal(images[i], 200.0)
+            np.testing.assert_array_equal(in_crop[i], ann[i])
+            continue
+        assert set(np.unique(images[i])) <= {0.0, 200.0}
+        rows, cols = blank.all(1), blank.all(0)
+        if rows.any():  # a horizontal cut: the bottom or the top rows are blank
+            axis, far = 1, bool(rows[-1])
+            line = np.flatnonzero(~rows).max() if far else np.flatnonzero(~rows).min()
+        else:
+            axis, far = 0, bool(cols[-1])
+            line = np.flatnonzero(~cols).max() if far else np.flatnonzero(~cols).min()
+        side = {(1, True): "bottom", (1, False): "top", (0, True): "right", (0, False): "left"}[axis, far]
+        sides.append(side)
+        pixel = np.broadcast_to(np.arange(s)[:, None] if axis else np.arange(s)[None, :], (s, s))
+        np.testing.assert_array_equal(blank, pixel > line if far else pixel < line)
+        v = kp[i, :, axis]
+        beyond = v > line + 0.5 if far else v < line - 0.5
+        assert not in_crop[i][beyond].any() and not out["visible"].numpy()[i][beyond].any()
+        within = v < line - 0.5 if far else v > line + 0.5
+        np.testing.assert_array_equal(in_crop[i][within], ann[i][within])
+        # the line crosses the in-crop joints' extent at 30-60% from the kept side
+        ext = kp[i, ann[i], axis]
+        frac = (line - ext.min()) / np.ptp(ext) if far else (ext.max() - line) / np.ptp(ext)
+        assert 0.3 - 2 / np.ptp(ext) <= frac <= 0.6 + 2 / np.ptp(ext), (i, side, frac)
+    assert 16 < len(sides) < 48
+    assert 0 < sides.count("bottom") < len(sides)  # half the cuts at the bottom, the rest on the other sides
+
+
+def test_frame_cut_zero_leaves_the_augmentation_unchanged():
+    b, c = 8, 80
+    batch = {"image": np.full((b, c, c, 3), 100.0, np.float32), "joints": _spread_joints(b, c),
+             "visible": np.ones((b, 14), bool), "annotated": np.ones((b, 14), bool)}
+    still = dict(zoom=(1.1, 1.3), brightness=0, contrast=0, saturation=0)  # crops inside the canvas, no jitter
+    plain = augment_batch(batch, tf.constant([2, 3]), PipelineConfig(input_size=64, augment=AugmentConfig(**still)),
+                          LSP14.flip_permutation)
+    cut = augment_batch(batch, tf.constant([2, 3]),
+                        PipelineConfig(input_size=64, augment=AugmentConfig(frame_cut=1.0, **still)),
+                        LSP14.flip_permutation)
+    np.testing.assert_array_equal(plain["joints"].numpy(), cut["joints"].numpy())  # same geometry, own seeds
+    assert not (plain["images"].numpy() == 0).any()
+    assert (cut["images"].numpy() == 0).all(-1).any(axis=(1, 2)).all()  # every crop cut
+    assert (cut["in_crop"].numpy() <= plain["in_crop"].numpy()).all() and (cut["in_crop"].numpy() < plain["in_crop"].numpy()).any()
+
+
 @pytest.mark.parametrize("kwargs, word", [({"part_crop": 1.5}, "part_crop"), ({"part_crop": -0.1}, "part_crop"),
                                           ({"part_zoom": (3.0, 1.6)}, "part_zoom"), ({"zoom": (0.0, 1.0)}, "zoom"),
-                                          ({"part_zoom": (2.0,)}, "part_zoom")])
+                                          ({"part_zoom": (2.0,)}, "part_zoom"), ({"frame_cut": 2.0}, "frame_cut"),
+                                          ({"frame_cut_at": (0.5, 1.0)}, "frame_cut_at"),
+                                          ({"frame_cut_bottom": 1.5}, "frame_cut_bottom")])
 def test_augment_config_rejects_bad_ranges(kwargs, word):
     with pytest.raises(ValueError, match=word):
         AugmentConfig(**kwargs)
@@ -320,6 +389,8 @@ def test_augment_config_round_trips_part_crop():
     aug = AugmentConfig(part_crop=0.3, part_zoom=(1.5, 2.5))
     assert AugmentConfig.from_dict(aug.to_dict()) == aug
     assert AugmentConfig.from_dict({"part_zoom": [1.5, 2.5], "part_crop": 0.3}) == aug
+    cut = AugmentConfig(frame_cut=0.2, frame_cut_at=(0.2, 0.5), frame_cut_bottom=0.8)
+    assert AugmentConfig.from_dict(json.loads(json.dumps(cut.to_dict()))) == cut
 
 
 def test_train_pipeline_is_repeatable_and_resumable(tmp_path):

@@ -51,6 +51,17 @@ class AugmentConfig:
             like to the model; the joint-probability / score targets are
             "annotated and inside the crop"). 0 disables it.
         part_zoom: (min, max) magnification of a part crop, uniform.
+        frame_cut: fraction of crops cut by a picture edge: everything beyond
+            a straight line across the crop is blanked (the warp's fill, 0,
+            what lies outside a photo) and the joints there are not in the
+            crop, so the person looks as in a photo that ends at the chest or
+            the waist (an upper-body shot seen at person scale). The edge is
+            the bottom one in a fraction ``frame_cut_bottom`` of the cuts, else the
+            left, right or top one alike; the line crosses the person's
+            in-crop joints at a uniform fraction in ``frame_cut_at`` of their
+            extent from the kept side. 0 disables it.
+        frame_cut_at: (min, max) of that fraction, in (0, 1).
+        frame_cut_bottom: the fraction of the cuts made at the bottom edge.
     """
 
     rotation: float = 40.0
@@ -62,6 +73,9 @@ class AugmentConfig:
     saturation: float = 0.2
     part_crop: float = 0.0
     part_zoom: tuple = (1.6, 3.0)
+    frame_cut: float = 0.0
+    frame_cut_at: tuple = (0.25, 0.75)
+    frame_cut_bottom: float = 0.7
 
     def __post_init__(self):
         for name in ("zoom", "part_zoom"):
@@ -70,6 +84,14 @@ class AugmentConfig:
                 raise ValueError(f"AugmentConfig.{name}: expected (min, max) with 0 < min <= max, got {lo_hi!r}")
         if not 0.0 <= self.part_crop <= 1.0:
             raise ValueError(f"AugmentConfig.part_crop: expected a fraction in [0, 1], got {self.part_crop!r}")
+        if not 0.0 <= self.frame_cut <= 1.0:
+            raise ValueError(f"AugmentConfig.frame_cut: expected a fraction in [0, 1], got {self.frame_cut!r}")
+        at = tuple(self.frame_cut_at)
+        if len(at) != 2 or not 0 < at[0] <= at[1] < 1:
+            raise ValueError(f"AugmentConfig.frame_cut_at: expected (min, max) with 0 < min <= max < 1, got {at!r}")
+        if not 0.0 <= self.frame_cut_bottom <= 1.0:
+            raise ValueError(f"AugmentConfig.frame_cut_bottom: expected a fraction in [0, 1], "
+                             f"got {self.frame_cut_bottom!r}")
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -77,7 +99,7 @@ class AugmentConfig:
     @classmethod
     def from_dict(cls, d):
         d = dict(d)
-        for name in ("zoom", "part_zoom"):
+        for name in ("zoom", "part_zoom", "frame_cut_at"):
             if name in d:
                 d[name] = tuple(d[name])
         return cls(**d)
@@ -202,6 +224,10 @@ def augment_batch(batch, seed, config: PipelineConfig, flip_permutation):
         visible = flip_joints(visible, flip, flip_permutation)
         annotated = flip_joints(annotated, flip, flip_permutation)
     inside = inside_mask(joints, s)
+    if aug is not None and aug.frame_cut > 0:
+        cut_seeds = [tf.stack([seed[0] + 104729, seed[1] * 5 + i]) for i in range(3)]
+        images, kept = frame_cuts(images, joints, annotated & inside, cut_seeds, aug)
+        inside = inside & kept
     if aug is not None and (aug.brightness or aug.contrast or aug.saturation):
         images = color_jitter(images, seeds[4:7], aug)
     out = {"images": images, "joints": joints, "visible": visible & inside & annotated,
@@ -230,6 +256,44 @@ def part_crops(joints, annotated, center, zoom, canvas_size, seeds, aug: Augment
     part_center = tf.gather(tf.cast(joints, tf.float32), joint, batch_dims=1)
     part_zoom = tf.random.stateless_uniform([b], seeds[2], aug.part_zoom[0], aug.part_zoom[1])
     return tf.where(chosen[:, None], part_center, center), tf.where(chosen, part_zoom, zoom)
+
+
+def frame_cuts(images, joints, in_crop, seeds, aug: AugmentConfig):
+    """Blank a random ``aug.frame_cut`` fraction of the crops beyond a picture edge.
+
+    Args:
+        images: (B, S, S, 3) crops; joints: (B, K, 2) crop pixels;
+            in_crop: (B, K) bool, the joints that are annotated and inside.
+        seeds: three stateless seeds (which crops, which side, where).
+
+    Returns:
+        ``(images, kept)``: the crops with the cut-off part set to 0 and
+        (B, K) bool, False for the joints beyond the cut (a crop with fewer
+        than two in-crop joints is left whole).
+    """
+    b, s = tf.shape(images)[0], tf.shape(images)[1]
+    chosen = ((tf.random.stateless_uniform([b], seeds[0]) < aug.frame_cut)
+              & (tf.reduce_sum(tf.cast(in_crop, tf.int32), axis=1) >= 2))
+    u = tf.random.stateless_uniform([b], seeds[1])
+    bottom = aug.frame_cut_bottom
+    side = tf.where(u < bottom, 0, 1 + tf.cast(tf.minimum((u - bottom) / max(1.0 - bottom, 1e-9) * 3.0, 2.0),
+                                               tf.int32))  # 0 bottom, 1 left, 2 right, 3 top
+    # the signed coordinate that grows towards the cut-off side: y, -x, x, -y
+    use_y = (side == 0) | (side == 3)
+    sign = tf.where((side == 0) | (side == 2), 1.0, -1.0)
+    coord = tf.where(use_y[:, None], joints[..., 1], joints[..., 0]) * sign[:, None]
+    big = tf.constant(1e9, tf.float32)
+    lo = tf.reduce_min(tf.where(in_crop, coord, big), axis=1)
+    hi = tf.reduce_max(tf.where(in_crop, coord, -big), axis=1)
+    at = tf.random.stateless_uniform([b], seeds[2], aug.frame_cut_at[0], aug.frame_cut_at[1])
+    cut = tf.where(chosen, lo + at * (hi - lo), big)  # in the signed coordinate; beyond it is cut off
+    pix = tf.cast(tf.range(s), tf.float32)
+    rows = tf.broadcast_to(pix[:, None], [s, s])
+    grid = tf.where(use_y[:, None, None], rows[None], tf.transpose(rows)[None]) * sign[:, None, None]  # (B, S, S)
+    keep_pix = grid <= cut[:, None, None]
+    images = images * tf.cast(keep_pix, images.dtype)[..., None]
+    kept = coord <= cut[:, None]
+    return images, kept
 
 
 def color_jitter(images, seeds, aug: AugmentConfig):
