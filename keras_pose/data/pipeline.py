@@ -274,10 +274,9 @@ def frame_cuts(images, joints, in_crop, seeds, aug: AugmentConfig):
     b, s = tf.shape(images)[0], tf.shape(images)[1]
     chosen = ((tf.random.stateless_uniform([b], seeds[0]) < aug.frame_cut)
               & (tf.reduce_sum(tf.cast(in_crop, tf.int32), axis=1) >= 2))
-    u = tf.random.stateless_uniform([b], seeds[1])
-    bottom = aug.frame_cut_bottom
-    side = tf.where(u < bottom, 0, 1 + tf.cast(tf.minimum((u - bottom) / max(1.0 - bottom, 1e-9) * 3.0, 2.0),
-                                               tf.int32))  # 0 bottom, 1 left, 2 right, 3 top
+    u = tf.random.stateless_uniform([b, 2], seeds[1])
+    other = 1 + tf.minimum(tf.cast(u[:, 1] * 3.0, tf.int32), 2)
+    side = tf.where(u[:, 0] < aug.frame_cut_bottom, 0, other)  # 0 bottom, 1 left, 2 right, 3 top
     # the signed coordinate that grows towards the cut-off side: y, -x, x, -y
     use_y = (side == 0) | (side == 3)
     sign = tf.where((side == 0) | (side == 2), 1.0, -1.0)
@@ -288,8 +287,7 @@ def frame_cuts(images, joints, in_crop, seeds, aug: AugmentConfig):
     at = tf.random.stateless_uniform([b], seeds[2], aug.frame_cut_at[0], aug.frame_cut_at[1])
     cut = tf.where(chosen, lo + at * (hi - lo), big)  # in the signed coordinate; beyond it is cut off
     pix = tf.cast(tf.range(s), tf.float32)
-    rows = tf.broadcast_to(pix[:, None], [s, s])
-    grid = tf.where(use_y[:, None, None], rows[None], tf.transpose(rows)[None]) * sign[:, None, None]  # (B, S, S)
+    grid = tf.where(use_y[:, None, None], pix[None, :, None], pix[None, None, :]) * sign[:, None, None]  # (B, S, S)
     keep_pix = grid <= cut[:, None, None]
     images = images * tf.cast(keep_pix, images.dtype)[..., None]
     kept = coord <= cut[:, None]

@@ -135,7 +135,7 @@ SHARD_BYTES = 20 * 2**20
 def _shards(arrays, limit: int):
     """Split ``arrays`` (in order) into groups of at most ``limit`` bytes each (an array larger than
     ``limit`` is a group of its own), so that every checkpoint file of a run stays small enough to
-    commit (the optimizer state of a 3 M-parameter model under Adam is 26 MB)."""
+    commit (the optimizer state of a 3 M-parameter model under Adam is 26 MB before compression)."""
     group, size = [], 0
     for a in arrays:
         if group and size + a.nbytes > limit:
@@ -294,7 +294,7 @@ class Trainer:
         tmp.mkdir()
         self.model.save_weights(tmp / "model.weights.h5")
         for i, shard in enumerate(_shards([np.asarray(v.numpy()) for v in self.optimizer.variables], SHARD_BYTES)):
-            np.savez(tmp / f"optimizer-{i:02d}.npz", *shard)
+            np.savez_compressed(tmp / f"optimizer-{i:02d}.npz", *shard)  # a frozen trunk's moments are all zeros
         (tmp / "state.json").write_text(json.dumps(self.state, indent=1))
         shutil.rmtree(self.ckpt_dir, ignore_errors=True)
         tmp.rename(self.ckpt_dir)
