@@ -48,6 +48,31 @@ def flip_average(predict: Callable, images: np.ndarray, flip_permutation,
     return (kp + kp_f) / 2.0, (sc + sc_f[:, perm]) / 2.0
 
 
+#: Flip agreement (:func:`flip_agreement`): the disagreement, as a fraction of the input side, at which a joint's
+#: score falls to exp(-1/2) = 0.61. An LSP person fills about 0.8 of the crop, so 0.05 is a quarter of a torso.
+FLIP_AGREEMENT_SIGMA = 0.05
+
+
+def flip_agreement(predict: Callable, flip_permutation, sigma: float = FLIP_AGREEMENT_SIGMA) -> Callable:
+    """A batch function with the keypoints of ``predict`` and, as each joint's score, how well they agree with
+    those of the mirrored image (joints swapped back): ``exp(-d^2 / (2 sigma^2))``, ``d`` the distance between
+    the two as a fraction of the input side. For a model without a score of its own (DeepPose regresses
+    coordinates only): a joint it is unsure of moves when the image is mirrored. Two forward passes."""
+    perm = list(flip_permutation)
+
+    def run(images):
+        images = np.asarray(images, np.float32)
+        kp, _ = predict(images)
+        kp_f, _ = predict(np.ascontiguousarray(images[:, :, ::-1]))
+        width = images.shape[2]
+        kp_f = np.asarray(kp_f)[:, perm].copy()
+        kp_f[..., 0] = width - 1 - kp_f[..., 0]
+        d = np.linalg.norm(np.asarray(kp) - kp_f, axis=-1) / float(width)
+        return np.asarray(kp), np.exp(-0.5 * (d / sigma) ** 2).astype(np.float32)
+
+    return run
+
+
 def heatmap_flip_predictor(model, flip_permutation) -> Callable | None:
     """Flip test in heatmap space for a model decoded by a ``HeatmapToKeypoints`` layer named ``decode``.
 
@@ -265,9 +290,15 @@ def report_markdown(report: dict) -> str:
         rows["flip test"] = report["groups_flip"]
     df = pd.DataFrame.from_dict(rows, orient="index")
     crop = report.get("crop", "person")
-    how = {"person": "crop centred on the annotated person", "image": "the whole image as the crop"}[crop]
+    how = {"person": "crop centred on the annotated person", "image": "the whole image as the crop",
+           "portrait": "each image cut to the person's head and shoulders, the picture as the crop"}[crop]
+    if report.get("search"):
+        how += f", zoomed out {'/'.join(f'{z:g}' for z in report['search'])} times too (the most confident kept)"
     if report.get("refine"):
         how += f", then {report['refine']} re-crop(s) around the confident keypoints"
+    if crop == "portrait":
+        how += (f"; the joints in the picture count, {report.get('count_skipped', 0)} persons not upright "
+                "enough to frame left out")
     lines = [f"PCK@{report['alpha']} on {report['dataset']} ({report['count']} images; {how}), in %:", "",
              metrics.table_to_markdown(df)]
     if report.get("flip_test"):
@@ -280,8 +311,106 @@ def report_markdown(report: dict) -> str:
                 f"ROC AUC {conf['auroc']:.3f}")
         line += f", expected calibration error {conf['ece']:.3f}." if "ece" in conf else "."
         lines += ["", line]
+    pres = report.get("presence")
+    if pres:
+        lines += ["", f"Joints in the picture ({pres['joints_in']}) against annotated joints outside it "
+                  f"({pres['joints_out']}): ROC AUC {pres['auroc']:.3f}; scoring >= {pres['threshold']:.3g} and "
+                  f"drawn: {100 * pres['shown_in']:.0f}% of those in it, {100 * pres['shown_out']:.0f}% of those "
+                  "outside."]
     if "latency_batch1" in report:
         lat = report["latency_batch1"]
         where = f" ({lat['machine']})" if lat.get("machine") else ""
         lines += ["", f"CPU latency, batch 1{where}: median {lat['median_ms']:.1f} ms, p90 {lat['p90_ms']:.1f} ms."]
     return "\n".join(lines) + "\n"
+
+
+#: The portrait protocol (``keras-pose evaluate --crop portrait``): each image cut as a head-and-shoulders photo
+#: frames its person. The picture ends this fraction of the way down from the shoulders to the hips ...
+PORTRAIT_CUT = 0.4
+#: ... and leaves this much room, in torso lengths (shoulders to hips), above the head and beside the joints kept.
+PORTRAIT_MARGIN = 0.3
+#: The joints that say whether a person stands upright enough to be framed so (all must be annotated).
+PORTRAIT_JOINTS = ("head_top", "neck", "r_shoulder", "l_shoulder", "r_hip", "l_hip")
+
+
+def portrait_window(record, image_shape, skeleton, cut: float = PORTRAIT_CUT,
+                    margin: float = PORTRAIT_MARGIN) -> tuple[int, int, int, int] | None:
+    """The head-and-shoulders picture of a record's person: integer (x0, y0, x1, y1), the image rows and columns
+    ``[y0:y1, x0:x1]``; the picture ends ``cut`` of the way from the shoulders down to the hips, and leaves
+    ``margin`` torso lengths above the head and beside the annotated joints above that line.
+
+    None when the person is not upright (the head above the shoulders above the hips, each annotated) or the
+    picture would be under 8 pixels on a side: such a person is not framed as a portrait.
+    """
+    idx = [skeleton.index(n) for n in PORTRAIT_JOINTS]
+    joints, annotated = np.asarray(record.joints, np.float64), np.asarray(record.annotated, bool)
+    if not annotated[idx].all():
+        return None
+    head, neck = joints[idx[0], 1], joints[idx[1], 1]
+    shoulders, hips = joints[idx[2:4], 1].mean(), joints[idx[4:6], 1].mean()
+    if not head < neck < hips or not head < shoulders < hips:
+        return None
+    torso = hips - shoulders
+    bottom = shoulders + cut * torso
+    kept = joints[annotated & (joints[:, 1] < bottom)]
+    h, w = image_shape[:2]
+    room = margin * torso
+    x0, x1 = max(0, int(np.floor(kept[:, 0].min() - room))), min(w, int(np.ceil(kept[:, 0].max() + room)))
+    y0, y1 = max(0, int(np.floor(head - room))), min(h, int(np.ceil(bottom)))
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return None
+    return x0, y0, x1, y1
+
+
+def in_window(joints, window) -> np.ndarray:
+    """(..., K) bool: the points (..., K, 2) inside the picture ``window`` (x0, y0, x1, y1) of image rows and
+    columns ``[y0:y1, x0:x1]`` (pixel centres at integer coordinates, so its edges lie half a pixel out)."""
+    x, y = np.moveaxis(np.asarray(joints, np.float64), -1, 0)
+    x0, y0, x1, y1 = (float(v) - 0.5 for v in window)
+    return (x >= x0) & (x < x1) & (y >= y0) & (y < y1)
+
+
+def portrait_report(pred: dict, dataset: PoseDataset, threshold: float, name: str = "model", padding: float = 1.25,
+                    refine: int = 0) -> dict:
+    """:func:`report_from_predictions` for the portrait protocol (``pred`` from
+    :func:`keras_pose.inference.predict_records` with ``crop="portrait"``).
+
+    The persons not framed as a portrait (NaN ``windows``) are left out and counted (``count_skipped``). PCK
+    and the score quality count the annotated joints inside the picture; ``presence`` says how well the scores
+    tell them from the annotated joints outside it, which a photo does not show: the ROC AUC, and the fractions
+    of each scoring at least ``threshold`` (drawn by ``keras-pose predict``).
+    """
+    import dataclasses
+
+    windows = np.asarray(pred["windows"], np.float64)
+    idx = np.flatnonzero(np.all(np.isfinite(windows), axis=1))
+    if not len(idx):
+        raise ValueError(f"no person of {dataset.name} is framed as a portrait (it needs {', '.join(PORTRAIT_JOINTS)} "
+                         f"annotated and the head above the shoulders above the hips)")
+    sub = dataset.subset(idx)
+    a = sub.arrays()
+    inside = a["annotated"] & np.stack([in_window(a["joints"][i], windows[j]) for i, j in enumerate(idx)])
+    framed = PoseDataset(sub.name, sub.skeleton,
+                         [dataclasses.replace(r, annotated=m) for r, m in zip(sub.records, inside)])
+    kept = {k: np.asarray(v)[idx] for k, v in pred.items() if k.startswith(("keypoints", "scores"))}
+    out = report_from_predictions(kept, framed, name=name, padding=padding, crop="portrait", refine=refine)
+    out["count_skipped"] = int(len(dataset) - len(idx))
+    for suffix in ("", "_flip"):
+        if f"scores{suffix}" in kept:
+            out[f"presence{suffix}"] = presence_report(kept[f"scores{suffix}"], inside, a["annotated"], threshold)
+    return out
+
+
+def presence_report(scores, inside, annotated, threshold: float) -> dict:
+    """How well per-joint ``scores`` (N, K) tell the annotated joints ``inside`` a picture from the annotated
+    ones outside it: ROC AUC, and the fraction of each scoring at least ``threshold`` (NaN if there are none)."""
+    scores = np.asarray(scores, np.float64)
+    inside, annotated = np.asarray(inside, bool), np.asarray(annotated, bool)
+    outside = annotated & ~inside
+
+    def shown(mask):
+        return float(np.mean(scores[mask] >= threshold)) if mask.any() else float("nan")
+
+    return {"auroc": metrics.score_auroc(scores, inside, annotated), "threshold": float(threshold),
+            "joints_in": int(inside.sum()), "joints_out": int(outside.sum()),
+            "shown_in": shown(inside), "shown_out": shown(outside)}

@@ -26,7 +26,13 @@ at least ``refine_threshold``), as MediaPipe derives its next region of interest
 from its landmarks: the box of those keypoints times the training padding,
 the crop the model was trained on. By default (``refine=None``) an image
 without a box is re-cropped once when the preset's holdout reports show it
-helps (:func:`model_refine`), and one with a box is not. Per-joint scores are the model's own
+helps (:func:`model_refine`), and one with a box is not. ``search=(1.5, 2, 3)``
+first tries zoomed-out crops of an image without a box beside the whole image
+(a photo cut by its frame, such as a head-and-shoulders portrait, shows its
+person larger than any training crop did) and keeps the crop with the most
+confident joints; a re-crop is then kept only if it is not less confident. By
+default (``search=None``) a preset searches when its holdout reports show that
+it helps portraits at little cost to whole images (:func:`model_search`). Per-joint scores are the model's own
 (joint probability for soft-argmax, heatmap peak for heatmap models);
 ``PoseResult.confident(threshold)`` tells which joints to trust, and the
 drawing helpers leave out the joints below it.
@@ -63,6 +69,20 @@ REFINE_MIN_FRACTION = 0.5
 DEFAULT_REFINE = 1
 #: The holdout reports that decide it: the whole image as the crop, without and with one re-crop.
 REFINE_REPORTS = ("metrics_lsp_val_image.json", "metrics_lsp_val_image_refine1.json")
+#: Zoom-outs an image without a box is also tried at (``search``): crop sides as multiples of the whole image's,
+#: centred across the image, the image's top edge where a training crop has the person's top (the padding's
+#: margin). A head-and-shoulders photo holds a person cut by the frame, 2-4 times larger than the crops the
+#: models were trained on; the zoomed-out crop shows it at their scale. docs/getting_started.md has the
+#: measurements.
+SEARCH_ZOOMS = (1.5, 2.0, 3.0)
+#: The holdout reports that decide whether a preset searches by default (:func:`model_search`): the whole image
+#: and the portrait protocol (``keras-pose evaluate --crop portrait``), each at the preset's re-crop count,
+#: without and with the search; ``{refine}`` is ``_refine1`` or empty.
+SEARCH_REPORTS = (("metrics_lsp_val_image{refine}.json", "metrics_lsp_val_portrait{refine}.json"),
+                  ("metrics_lsp_val_image_search{refine}.json", "metrics_lsp_val_portrait_search{refine}.json"))
+#: The most holdout PCK points the search may cost the whole image (full-body photos, the common case) to be a
+#: preset's default.
+SEARCH_MAX_COST = 1.0
 
 
 @dataclasses.dataclass
@@ -108,6 +128,12 @@ class PoseResult:
         cx, cy = (lo + hi) / 2.0
         return (float(cx - half), float(cy - half), float(cx + half), float(cy + half))
 
+    def rank(self, threshold: float | None = None) -> tuple:
+        """How confident the crop is, to choose between crops of one image: (the number of confident joints,
+        the sum of the finite keypoints' scores); higher is better."""
+        finite = np.all(np.isfinite(self.keypoints), axis=-1)
+        return int(self.confident(threshold).sum()), float(np.sum(np.asarray(self.scores, np.float64)[finite]))
+
     def to_dict(self, threshold: float | None = None) -> dict:
         """JSON-friendly: every joint with its score (and whether it reaches ``threshold``, default the
         result's own), the crop box."""
@@ -135,15 +161,18 @@ class PosePredictor:
         threshold: the per-joint score a keypoint needs to count as confident (and be drawn).
         refine: re-crops for an image without a box when ``refine=None`` is asked (0 or
             :data:`DEFAULT_REFINE`; :func:`load_predictor` sets it per preset).
+        search: the zoom-outs tried for an image without a box when ``search=None`` is asked (empty or
+            :data:`SEARCH_ZOOMS`; :func:`load_predictor` sets it per preset).
     """
 
     def __init__(self, predict: Callable, input_size: int, skeleton: Skeleton, padding: float = 1.25,
                  name: str = "model", flip_predict: Callable | None = None,
-                 threshold: float = DEFAULT_SCORE_THRESHOLD, refine: int = 0):
+                 threshold: float = DEFAULT_SCORE_THRESHOLD, refine: int = 0, search: Sequence[float] = ()):
         self.predict, self.input_size, self.skeleton, self.padding, self.name = predict, input_size, skeleton, padding, name
         self.flip_predict = flip_predict
         self.threshold = float(threshold)
         self.refine = int(refine)
+        self.search = check_zooms(search)
 
     # -- image level --------------------------------------------------------
     def load_image(self, image, color: str = "rgb") -> np.ndarray:
@@ -165,23 +194,34 @@ class PosePredictor:
         centre = np.array([(box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0], np.float32)
         return centre, float(max(box[2] - box[0], box[3] - box[1]) * self.padding)
 
+    def zoom_geometry(self, shape, zoom: float):
+        """(centre, side) of the crop ``zoom`` times the whole image's side, centred across the image, with the
+        image's top edge where a training crop has the person's top (see :data:`SEARCH_ZOOMS`)."""
+        h, w = shape[:2]
+        side = float(zoom) * float(max(h, w))
+        top = side * (1.0 - 1.0 / self.padding) / 2.0  # the padding's margin above the person box
+        return np.array([(w - 1) / 2.0, -0.5 - top + side / 2.0], np.float32), side
+
     def __call__(self, image, box=None, flip: bool = False, scales: Sequence[float] = (1.0,),
                  color: str = "rgb", refine: int | None = None, threshold: float | None = None,
-                 refine_threshold: float = REFINE_THRESHOLD) -> PoseResult:
-        """Predict one image (see module docstring for accepted inputs and ``refine``)."""
+                 refine_threshold: float = REFINE_THRESHOLD, search: Sequence[float] | None = None) -> PoseResult:
+        """Predict one image (see module docstring for accepted inputs, ``refine`` and ``search``)."""
         return self.predict_many([image], [box], flip=flip, scales=scales, color=color, refine=refine,
-                                 threshold=threshold, refine_threshold=refine_threshold)[0]
+                                 threshold=threshold, refine_threshold=refine_threshold, search=search)[0]
 
     def predict_many(self, images, boxes=None, flip: bool = False, scales: Sequence[float] = (1.0,),
                      color: str = "rgb", refine: int | None = None,
                      threshold: float | None = None,
-                     refine_threshold: float = REFINE_THRESHOLD) -> list[PoseResult]:
+                     refine_threshold: float = REFINE_THRESHOLD,
+                     search: Sequence[float] | None = None) -> list[PoseResult]:
         """Predict several images (a list, or an array batch (B, H, W[, C])).
 
         ``refine``: re-crop this many times around the keypoints scoring at
         least ``refine_threshold``, at least half of the joints (:meth:`PoseResult.keypoint_box`);
         ``None``: the predictor's ``refine`` times for an image without a box,
-        never for one with a box. ``threshold``: default the predictor's.
+        never for one with a box. ``search``: zoom-outs also tried for an image without a box, the crop with
+        the most confident joints kept (:meth:`PoseResult.rank` at ``threshold``), and then a re-crop only if
+        it ranks no lower; ``None``: the predictor's. ``threshold``: default the predictor's.
         """
         threshold = self.threshold if threshold is None else float(threshold)
         if refine is not None and (not isinstance(refine, (int, np.integer)) or isinstance(refine, bool)
@@ -190,6 +230,7 @@ class PosePredictor:
         for arg, value in (("threshold", threshold), ("refine_threshold", refine_threshold)):
             if not np.isfinite(value):
                 raise ValueError(f"{arg} must be a finite number, got {value!r}")
+        search = self.search if search is None else check_zooms(search)
         images = [self.load_image(im, color) for im in images]
         boxes = [None] * len(images) if boxes is None else list(boxes)
         if len(boxes) != len(images):
@@ -197,13 +238,21 @@ class PosePredictor:
         results = []
         for img, box in zip(images, boxes):
             result = self._predict_crop(img, *self.crop_geometry(img.shape, box), flip, scales)
+            searched = box is None and bool(search)
+            if searched:
+                for zoom in search:
+                    other = self._predict_crop(img, *self.zoom_geometry(img.shape, zoom), flip, scales)
+                    if other.rank(threshold) > result.rank(threshold):
+                        result = other
             times = (self.refine if box is None else 0) if refine is None else refine
             for i in range(times):
                 new_box = result.keypoint_box(refine_threshold)
                 if new_box is None:
                     break
-                result = self._predict_crop(img, *self.crop_geometry(img.shape, new_box), flip, scales)
-                result.refinements = i + 1
+                refined = self._predict_crop(img, *self.crop_geometry(img.shape, new_box), flip, scales)
+                if searched and refined.rank(threshold)[0] < result.rank(threshold)[0]:
+                    break  # the re-crop lost confident joints: the searched crop stays
+                result, result.refinements = refined, i + 1
             result.threshold = threshold
             results.append(result)
         return results
@@ -233,7 +282,20 @@ class PosePredictor:
                           self.skeleton, img.shape)
 
 
-CROPS = ("person", "image")
+def check_zooms(zooms) -> tuple:
+    """``search`` zooms as a tuple of floats, each finite and > 1 (the whole image, zoom 1, is always tried)."""
+    try:
+        if isinstance(zooms, (str, bytes)):
+            raise TypeError
+        out = tuple(float(z) for z in zooms)
+    except (TypeError, ValueError):
+        raise ValueError(f"search must be a sequence of zooms > 1, got {zooms!r}") from None
+    if not all(np.isfinite(z) and z > 1.0 for z in out):
+        raise ValueError(f"search zooms must be finite and > 1 (the whole image is always tried), got {list(out)}")
+    return out
+
+
+CROPS = ("person", "image", "portrait")
 
 
 def person_box(record) -> tuple:
@@ -245,33 +307,51 @@ def person_box(record) -> tuple:
 
 
 def predict_records(predictor: PosePredictor, dataset, crop: str = "image", refine: int = 0, flip: bool = False,
-                    refine_threshold: float = REFINE_THRESHOLD, limit: int | None = None) -> dict:
+                    refine_threshold: float = REFINE_THRESHOLD, limit: int | None = None,
+                    search: Sequence[float] = ()) -> dict:
     """Predictions in original image pixels for every record, each crop made exactly as ``predict`` makes it.
 
     ``crop="image"``: the whole image (what a user without a box gets);
     ``"person"``: the annotated person's box (:func:`person_box`) times the
-    predictor's padding. ``flip=True`` also gives ``keypoints_flip`` /
-    ``scores_flip``. Returns ``keypoints`` (N, K, 2), ``scores`` (N, K),
-    ``refinements`` (N,) and ``seconds``.
+    predictor's padding; ``"portrait"``: the image cut to the person's head and
+    shoulders (:func:`keras_pose.evaluation.portrait_window`) and given whole,
+    the keypoints mapped back to the image; ``windows`` (N, 4) holds the
+    pictures, NaN (and NaN predictions) for a person not framed so.
+    ``search``: the zoom-outs also tried (:meth:`PosePredictor.predict_many`).
+    ``flip=True`` also gives ``keypoints_flip`` / ``scores_flip``. Returns
+    ``keypoints`` (N, K, 2), ``scores`` (N, K), ``refinements`` (N,) and ``seconds``.
     """
     import time
+
+    from keras_pose.evaluation import portrait_window
 
     if crop not in CROPS:
         raise ValueError(f"crop must be one of {CROPS}, got {crop!r}")
     records = dataset[:limit] if limit is not None else dataset
-    out = {"keypoints": [], "scores": [], "refinements": []}
+    out = {"keypoints": [], "scores": [], "refinements": [], "windows": []}
     if flip:
         out.update(keypoints_flip=[], scores_flip=[])
+    k = records.skeleton.num_joints
     t0 = time.perf_counter()
     for rec in records:
         img = predictor.load_image(rec.image_path)
-        box = person_box(rec) if crop == "person" else None
+        box, window = (person_box(rec) if crop == "person" else None), (0, 0) + img.shape[1::-1]
+        if crop == "portrait":
+            window = portrait_window(rec, img.shape, records.skeleton)
+            if window is None:  # not framed as a portrait: NaN rows, which the report leaves out and counts
+                for key, row in (("keypoints", np.full((k, 2), np.nan)), ("scores", np.full(k, np.nan)),
+                                 ("windows", np.full(4, np.nan)), ("refinements", 0)):
+                    for suffix in ("", "_flip") if key in ("keypoints", "scores") and flip else ("",):
+                        out[key + suffix].append(row)
+                continue
+            img = img[window[1]:window[3], window[0]:window[2]]
         for suffix, f in [("", False)] + ([("_flip", True)] if flip else []):
-            r = predictor(img, box=box, flip=f, refine=refine, refine_threshold=refine_threshold)
-            out[f"keypoints{suffix}"].append(r.keypoints)
+            r = predictor(img, box=box, flip=f, refine=refine, refine_threshold=refine_threshold, search=search)
+            out[f"keypoints{suffix}"].append(r.keypoints + np.asarray(window[:2], np.float32))
             out[f"scores{suffix}"].append(r.scores)
             if not f:
                 out["refinements"].append(r.refinements)
+        out["windows"].append(np.asarray(window, np.float64))
     out = {k: np.asarray(v) for k, v in out.items()}
     out["seconds"] = time.perf_counter() - t0
     return out
@@ -279,15 +359,22 @@ def predict_records(predictor: PosePredictor, dataset, crop: str = "image", refi
 
 def predictor_report(predictor: PosePredictor, dataset, crop: str = "image", refine: int = 0, flip: bool = True,
                      refine_threshold: float = REFINE_THRESHOLD, limit: int | None = None,
-                     latency: bool = True) -> dict:
+                     latency: bool = True, search: Sequence[float] = ()) -> dict:
     """:func:`keras_pose.evaluation.evaluation_report` for the crops a user meets (``keras-pose evaluate
-    --crop image [--refine N]``): every image through the predictor, as ``keras-pose predict`` runs it."""
-    from keras_pose.evaluation import measure_latency, report_from_predictions
+    --crop image|portrait [--refine N] [--search]``): every image through the predictor, as ``keras-pose
+    predict`` runs it (the portrait protocol: :func:`keras_pose.evaluation.portrait_report`)."""
+    from keras_pose.evaluation import measure_latency, portrait_report, report_from_predictions
 
     records = dataset[:limit] if limit is not None else dataset
-    pred = predict_records(predictor, records, crop, refine, flip, refine_threshold)
-    out = report_from_predictions(pred, records, name=predictor.name, padding=predictor.padding, crop=crop,
-                                  refine=refine)
+    search = check_zooms(search)
+    pred = predict_records(predictor, records, crop, refine, flip, refine_threshold, search=search)
+    if crop == "portrait":
+        out = portrait_report(pred, records, predictor.threshold, name=predictor.name, padding=predictor.padding,
+                              refine=refine)
+    else:
+        out = report_from_predictions(pred, records, name=predictor.name, padding=predictor.padding, crop=crop,
+                                      refine=refine)
+    out["search"] = list(search)
     if refine:
         out["refine_threshold"] = float(refine_threshold)
         out["mean_refinements"] = float(np.mean(pred["refinements"]))
@@ -303,13 +390,24 @@ def keras_predictor(model, padding: float = 1.25, name: str | None = None) -> Po
     from keras_pose.evaluation import keras_predictor as batch_fn
     from keras_pose.evaluation import model_input_size
 
-    from keras_pose.evaluation import heatmap_flip_predictor
+    from keras_pose.evaluation import flip_agreement, heatmap_flip_predictor
 
     k = int(model.output_shape["keypoints"][1]) if isinstance(model.output_shape, dict) else int(
         dict(zip(model.output_names, model.outputs))["keypoints"].shape[1])
     skeleton = skeleton_for(k)
-    return PosePredictor(batch_fn(model), model_input_size(model), skeleton, padding, name or model.name,
+    predict = batch_fn(model)
+    if has_unit_scores(model):  # DeepPose: no score of its own, so the image and its mirror's agreement
+        predict = flip_agreement(predict, skeleton.flip_permutation)
+    return PosePredictor(predict, model_input_size(model), skeleton, padding, name or model.name,
                          flip_predict=heatmap_flip_predictor(model, skeleton.flip_permutation))
+
+
+def has_unit_scores(model) -> bool:
+    """Whether a Keras model's ``scores`` are the constant ones of a coordinate regressor (DeepPose's
+    ``UnitScores``), which say nothing about a joint."""
+    from keras_pose.models.deeppose import UnitScores
+
+    return any(isinstance(layer, UnitScores) for layer in model.layers)
 
 
 def _exported_predictor(runner, path: Path, padding, kind: str) -> PosePredictor:
@@ -371,12 +469,16 @@ def load_predictor(spec: str | os.PathLike, padding: float | None = None) -> Pos
 
         cascade = zoo.load_cascade(spec)
         size = int(cascade.stage_models[0].inputs[0].shape[1])
-        predictor = PosePredictor(cascade_predictor(cascade, size), size, cascade.skeleton, padding, str(spec))
+        from keras_pose.evaluation import flip_agreement
+
+        predict = flip_agreement(cascade_predictor(cascade, size), cascade.skeleton.flip_permutation)  # see above
+        predictor = PosePredictor(predict, size, cascade.skeleton, padding, str(spec))
     else:
         predictor = keras_predictor(zoo.load(spec), padding=padding, name=str(spec))
     folder = zoo.preset_folder(spec)  # one scan of the zoo for both defaults
     if folder is not None:
         predictor.threshold, predictor.refine = model_threshold(folder), model_refine(folder)
+        predictor.search = model_search(folder)
     return predictor
 
 
@@ -413,3 +515,21 @@ def model_threshold(spec: str | os.PathLike) -> float:
     report = _report(folder / THRESHOLD_REPORT) if folder is not None else None
     value = ((report or {}).get("confidence") or {}).get("threshold")
     return float(value) if value is not None and np.isfinite(value) else DEFAULT_SCORE_THRESHOLD
+
+
+def model_search(spec: str | os.PathLike) -> tuple:
+    """:data:`SEARCH_ZOOMS` if the preset's holdout reports (:data:`SEARCH_REPORTS`, at the preset's re-crop
+    count :func:`model_refine`) show that the search raises the portrait protocol's PCK and costs the whole
+    image's at most :data:`SEARCH_MAX_COST` points, else ``()`` (also without the reports)."""
+    from keras_pose import zoo
+
+    folder = zoo.preset_folder(spec)
+    if folder is None:
+        return ()
+    refine = f"_refine{DEFAULT_REFINE}" if model_refine(folder) else ""
+    (image, portrait), (image_searched, portrait_searched) = (
+        [_report(folder / n.format(refine=refine)) for n in names] for names in SEARCH_REPORTS)
+    if not all((image, portrait, image_searched, portrait_searched)):
+        return ()
+    helps = portrait_searched["pck"] > portrait["pck"] and image_searched["pck"] >= image["pck"] - SEARCH_MAX_COST
+    return SEARCH_ZOOMS if helps else ()

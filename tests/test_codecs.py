@@ -191,7 +191,7 @@ def test_smooth_heatmaps_keeps_constants_and_symmetric_peaks():
 
 
 def test_decode_smooth_steadies_the_argmax_of_noisy_broad_peaks():
-    """Wide Gaussians plus noise (as int8 maps of part_heatmap_lsp): smoothing cuts the argmax error."""
+    """Wide Gaussians plus noise (as int8 maps of part_heatmap_scratch_lsp): smoothing cuts the argmax error."""
     kp = _random_joints(16, 4, 1, 96, seed=11, margin_cells=20)
     maps = np_(codecs.encode_heatmaps(kp, np.ones((16, 4), bool), (96, 96), 1, 8.0))
     noisy = maps + np.random.default_rng(12).normal(0, 0.05, maps.shape).astype("float32")

@@ -282,3 +282,32 @@ def test_report_scores_the_scores(tmp_path):
     assert constant["confidence"]["ece"] == pytest.approx(0.5)  # scores 1.00, half right
     md = report_markdown(report)
     assert "the whole image as the crop" in md and "ROC AUC 1.000" in md
+
+
+def test_flip_agreement_scores_a_joint_by_how_little_it_moves_in_the_mirror():
+    from keras_pose.evaluation import FLIP_AGREEMENT_SIGMA, flip_agreement
+
+    perm = list(LSP14.flip_permutation)
+    pts = np.full((14, 2), 31.5, np.float32)  # at the centre of a 64 px input: the mirror agrees
+    pts[0] = (31.5 - 6.4, 20.0)  # the right ankle 6.4 px (0.1 of the side) off centre; its mirror partner is not
+    answer = _answer(pts, np.ones(14))
+    kp, scores = flip_agreement(answer, perm)(np.zeros((2, 64, 64, 3), np.float32))
+    np.testing.assert_allclose(kp, np.repeat(pts[None], 2, 0))  # the keypoints are the plain prediction's
+    left_ankle = LSP14.index("l_ankle")
+    # the mirror puts the right ankle where the left one was predicted (the centre): 6.4 px and 11.5 px apart
+    d = np.hypot(6.4, 11.5) / 64
+    expected = np.ones(14)
+    expected[[0, left_ankle]] = np.exp(-0.5 * (d / FLIP_AGREEMENT_SIGMA) ** 2)
+    np.testing.assert_allclose(scores, np.repeat(expected[None], 2, 0), rtol=1e-5)
+
+
+def test_a_deeppose_model_scores_its_joints_by_flip_agreement():
+    """DeepPose regresses coordinates only (its ``scores`` output is all ones); the predictor gives it a
+    score that can be low."""
+    from keras_pose.inference import has_unit_scores
+
+    deeppose, cpm = build_model("deeppose_tiny"), build_model("cpm_tiny")
+    assert has_unit_scores(deeppose) and not has_unit_scores(cpm)
+    image = np.random.default_rng(0).uniform(0, 255, (64, 64, 3)).astype(np.float32)
+    scores = keras_predictor(deeppose)(image).scores
+    assert np.all((scores >= 0) & (scores <= 1)) and scores.min() < 0.99  # not the constant ones

@@ -77,17 +77,27 @@ def test_model_card_is_generated_from_files(tmp_zoo):
     assert f"`{p.sha256[:16]}" in card and "learning_curve.png" in card
     table = zoo_table()
     assert "`cpm_x`" in table and "| 50.0 | 51.0 |" in table and "| 80 (-30.0) |" in table
+    # a portrait report adds its row and what the preset draws in and outside the picture
+    (tmp_zoo / "cpm_x" / "metrics_portrait_search_refine1.json").write_text(json.dumps(
+        {"pck": 40.0, "groups": groups, "count": 950, "command": "keras-pose evaluate --model cpm_x --crop portrait",
+         "confidence": {"auroc": 0.7, "score_min": 0.0, "score_max": 1.0},
+         "presence": {"auroc": 0.9, "threshold": 0.5, "joints_in": 5000, "joints_out": 8000, "shown_in": 0.66,
+                      "shown_out": 0.11}}))
+    card = render_card(zoo.get_preset("cpm_x"))
+    assert "| portrait, zoom-outs searched, re-cropped once (`--crop portrait --search --refine 1`) | single crop |" in card
+    assert "| 40.0 | 0.900 | 0.5 | 66% of 5000 | 11% of 8000 |" in card
 
 
 def test_zoo_folder_is_the_package_by_default(monkeypatch):
     """Issue #17: the presets are package data, found from the package itself (editable or wheel install)."""
     monkeypatch.delenv(zoo.ENV_VAR, raising=False)
     assert zoo.zoo_dir() == Path(zoo.__file__).resolve().parent / "presets" == zoo.PACKAGE_ZOO
-    # exactly the shipped presets: the from-scratch CPM and soft-argmax networks as *_scratch_lsp, their families
-    # on the ImageNet trunk as cpm_lsp and softargmax_lsp
-    assert set(zoo.presets()) == {"cpm_lsp", "cpm_scratch_lsp", "deeppose_lsp", "part_heatmap_lsp", "softargmax_lsp",
-                                  "softargmax_scratch_lsp"}
-    assert zoo.get_preset("cpm_lsp").model["backbone"] == "efficientnet_lite0"
+    # exactly the shipped presets: the from-scratch CPM, part heatmap and soft-argmax networks as *_scratch_lsp,
+    # their families on the ImageNet trunk as cpm_lsp, part_heatmap_lsp and softargmax_lsp
+    assert set(zoo.presets()) == {"cpm_lsp", "cpm_scratch_lsp", "deeppose_lsp", "part_heatmap_lsp",
+                                  "part_heatmap_scratch_lsp", "softargmax_lsp", "softargmax_scratch_lsp"}
+    for name in ("cpm_lsp", "part_heatmap_lsp", "softargmax_lsp"):
+        assert zoo.get_preset(name).model["backbone"] == "efficientnet_lite0", name
     assert (zoo.weights_file(zoo.get_preset("cpm_scratch_lsp"))
             == zoo.PACKAGE_ZOO / "cpm_scratch_lsp" / "model.weights.h5")
 

@@ -11,7 +11,7 @@ run's best weights, for every pair of ``PartHeatmapConfig.decode_border``
 (pixels skipped on each edge) and ``decode_smooth`` (box width of the blur
 before the argmax). With ``--int8`` it also scores the full-int8 TFLite
 file, calibrated on 100 training crops (hold-out excluded). This
-is how ``part_heatmap_lsp``'s decoder was chosen (docs/recipes.md).
+is how ``part_heatmap_scratch_lsp``'s decoder was chosen (docs/recipes.md).
 """
 
 from __future__ import annotations

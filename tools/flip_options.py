@@ -2,7 +2,7 @@
 """Validation PCK@0.2 of runs or presets: single crop, flip test averaging coordinates, flip test averaging heatmaps.
 
 Usage:
-    python tools/flip_options.py cpm_lsp part_heatmap_lsp [--data ../shared/data] [--val-every 10]
+    python tools/flip_options.py cpm_lsp part_heatmap_scratch_lsp [--data ../shared/data] [--val-every 10]
 
 Scores each model's held-out validation images (every 10th LSP *train*
 image, as ``keras-pose train`` holds them out; never the test split). The

@@ -136,6 +136,8 @@ def _evaluate(p):
             raise ValueError(f"--refine must be >= 0, got {args.refine}")
         predictor = load_predictor(args.model)
         dataset = _load_dataset(args.split, args.data)
+        if args.search and args.crop == "person":
+            raise ValueError("--search tries zoom-outs of an image without a box: use it with --crop image or portrait")
         if args.crop == "person" and not args.refine:  # the papers' protocol, batched
             report = evaluation.evaluation_report(predictor.predict, dataset, padding=predictor.padding,
                                                   input_size=predictor.input_size, limit=args.limit,
@@ -143,7 +145,8 @@ def _evaluate(p):
                                                   flip_predict=predictor.flip_predict)
         else:  # each image as `keras-pose predict` runs it
             report = predictor_report(predictor, dataset, crop=args.crop, refine=args.refine, flip=not args.no_flip,
-                                      refine_threshold=args.refine_threshold, limit=args.limit)
+                                      refine_threshold=args.refine_threshold, limit=args.limit,
+                                      search=SEARCH_ZOOMS if args.search else ())
         report["command"] = "keras-pose " + " ".join(args.argv)
         md = evaluation.report_markdown(report)
         print(md)
@@ -151,13 +154,13 @@ def _evaluate(p):
                                                  else None)
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
-            stem = metrics_stem(args.split, args.limit, args.crop, args.refine)
+            stem = metrics_stem(args.split, args.limit, args.crop, args.refine, args.search)
             (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
             (out / f"{stem}.md").write_text(md)
             print(f"wrote {out / (stem + '.json')} and {out / (stem + '.md')}")
         return 0
 
-    from keras_pose.inference import CROPS, REFINE_THRESHOLD
+    from keras_pose.inference import CROPS, REFINE_THRESHOLD, SEARCH_ZOOMS
 
     p.add_argument("--model", required=True,
                    help="zoo name (see `keras-pose zoo`), a preset or run folder, a SavedModel folder or a .tflite file")
@@ -169,23 +172,29 @@ def _evaluate(p):
     p.add_argument("--no-flip", action="store_true", help="skip the flip-test evaluation")
     p.add_argument("--crop", choices=CROPS, default="person",
                    help="person (default, the papers' protocol): a crop centred on the annotated person; "
-                        "image: the whole image, as `keras-pose predict` crops a photo without --box")
+                        "image: the whole image, as `keras-pose predict` crops a photo without --box; portrait: "
+                        "each image cut to the person's head and shoulders, given whole (upright persons only)")
     p.add_argument("--refine", type=int, default=0,
                    help="re-crop N times around the confident keypoints (as `keras-pose predict --refine N`)")
+    p.add_argument("--search", action="store_true",
+                   help=f"also try the image zoomed out {'/'.join(f'{z:g}' for z in SEARCH_ZOOMS)} times and keep "
+                        "the crop with the most confident joints (as `keras-pose predict --search`)")
     p.add_argument("--refine-threshold", type=float, default=REFINE_THRESHOLD,
                    help=f"score a keypoint needs to shape a re-crop (default {REFINE_THRESHOLD}, as for predict)")
     p.add_argument("--out", default=None, help="folder for metrics.json / metrics.md (default: the zoo preset's)")
     return run
 
 
-def metrics_stem(split: str, limit, crop: str = "person", refine: int = 0) -> str:
+def metrics_stem(split: str, limit, crop: str = "person", refine: int = 0, search: bool = False) -> str:
     """``metrics`` for the full LSP test split with the papers' crop, else e.g. ``metrics_image_refine1``,
-    ``metrics_lsp_train_100``."""
+    ``metrics_lsp_val_portrait_search_refine1``, ``metrics_lsp_train_100``."""
     parts = ["metrics"]
     if split != "lsp_test" or limit is not None:
         parts += [split] + ([str(limit)] if limit is not None else [])
     if crop != "person":
         parts.append(crop)
+    if search:
+        parts.append("search")
     if refine:
         parts.append(f"refine{refine}")
     return "_".join(parts)

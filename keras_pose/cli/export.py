@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -57,7 +58,7 @@ def _unique_stem(path: Path, used: set) -> str:
 
 
 def predict_images(predictor, images, out_dir, box=None, flip=False, scales=(1.0,), refine=None, threshold=None,
-                   refine_threshold=None,
+                   refine_threshold=None, search=None,
                    log=print, err=lambda s: print(s, file=sys.stderr)) -> list:
     """Predict each image, write ``<stem>.png`` (the skeleton of the joints scoring at least ``threshold``
     drawn, with their scores) and ``<stem>.json`` (every joint with its score).
@@ -82,7 +83,7 @@ def predict_images(predictor, images, out_dir, box=None, flip=False, scales=(1.0
                 raise ValueError("is a folder, not an image file")
             rgb = predictor.load_image(path)
             result = predictor(rgb, box=box, flip=flip, scales=scales, refine=refine, threshold=threshold,
-                               refine_threshold=refine_threshold)
+                               refine_threshold=refine_threshold, search=search)
         except (FileNotFoundError, ValueError, OSError) as e:
             msg = str(e)
             err(f"keras-pose predict: error: {msg if str(path) in msg else f'{path}: {msg}'}")
@@ -98,7 +99,8 @@ def predict_images(predictor, images, out_dir, box=None, flip=False, scales=(1.0
             failed.append(str(path))
             continue
         record = {"image": str(path), "model": predictor.name, **result.to_dict(threshold), "flip": bool(flip),
-                  "scales": [float(s) for s in scales]}
+                  "scales": [float(s) for s in scales],
+                  "search": [] if box is not None else list(predictor.search if search is None else search)}
         js.write_text(json.dumps(record, indent=2) + "\n")
         shown = int(result.confident(threshold).sum())
         note = "" if shown else "; the model is confident of no joint in this photo (lower --threshold to see its guesses)"
@@ -109,7 +111,8 @@ def predict_images(predictor, images, out_dir, box=None, flip=False, scales=(1.0
 
 @command("predict", "keypoints for images: writes <stem>.png (skeleton drawn) and <stem>.json per image")
 def _predict(p):
-    from keras_pose.inference import DEFAULT_REFINE, DEFAULT_SCORE_THRESHOLD, REFINE_THRESHOLD, THRESHOLD_REPORT
+    from keras_pose.inference import (DEFAULT_REFINE, DEFAULT_SCORE_THRESHOLD, REFINE_THRESHOLD, SEARCH_ZOOMS,
+                                      THRESHOLD_REPORT)
 
     def run(args):
         from keras_pose.inference import load_predictor
@@ -130,7 +133,8 @@ def _predict(p):
         if args.refine is not None and args.refine < 0:
             raise ValueError(f"--refine must be >= 0, got {args.refine}")
         failed = predict_images(predictor, images, args.out, box=args.box, flip=args.flip, scales=args.scales,
-                                refine=args.refine, threshold=args.threshold, refine_threshold=args.refine_threshold)
+                                refine=args.refine, threshold=args.threshold, refine_threshold=args.refine_threshold,
+                                search=None if args.search is None else SEARCH_ZOOMS if args.search else ())
         if failed:
             print(f"keras-pose predict: {len(failed)} of {len(images)} inputs failed: {', '.join(failed)}",
                   file=sys.stderr)
@@ -151,6 +155,10 @@ def _predict(p):
                         f"{DEFAULT_REFINE} without --box for a preset whose holdout reports show it helps, else 0)")
     p.add_argument("--refine-threshold", type=float, default=REFINE_THRESHOLD,
                    help=f"score a keypoint needs to shape a re-crop (default {REFINE_THRESHOLD})")
+    p.add_argument("--search", action=argparse.BooleanOptionalAction, default=None,
+                   help=f"without --box, also try the image zoomed out {'/'.join(f'{z:g}' for z in SEARCH_ZOOMS)} "
+                        "times (a photo cut by its frame, e.g. a head-and-shoulders portrait) and keep the crop with "
+                        "the most confident joints (default: for a preset whose holdout reports show it helps)")
     p.add_argument("--threshold", type=float, default=None,
                    help="joints scoring below it are not drawn (the JSON keeps them); default: the preset's own, "
                         f"chosen on the LSP-train holdout (its {THRESHOLD_REPORT}), else {DEFAULT_SCORE_THRESHOLD}")

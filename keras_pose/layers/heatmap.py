@@ -27,7 +27,7 @@ class HeatmapToKeypoints(keras.layers.Layer):
             0). For maps made by a learned strided transposed convolution
             with "same" padding, whose outermost outputs sum fewer kernel
             taps than the interior ones and can carry spikes the loss
-            barely sees (``part_heatmap_lsp``).
+            barely sees (``part_heatmap_scratch_lsp``).
         smooth: 0 (default) or an odd box width in cells: blur the maps
             (after dropping the border) before the argmax; see
             ``decode_heatmaps``. Scores are then maxima of the blurred maps.

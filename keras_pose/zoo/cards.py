@@ -39,7 +39,14 @@ def _read_json(path: Path) -> dict:
 
 #: The user-facing protocols a card reports beside the papers' centred crop: (report file stem, row label).
 WHOLE_IMAGE_REPORTS = (("metrics_image", "whole image (`--crop image`)"),
-                       ("metrics_image_refine1", "whole image, re-cropped once (`--crop image --refine 1`, predict's default)"))
+                       ("metrics_image_refine1", "whole image, re-cropped once (`--crop image --refine 1`)"),
+                       ("metrics_image_search_refine1", "whole image, zoom-outs searched, re-cropped once "
+                                                        "(`--crop image --search --refine 1`)"),
+                       ("metrics_portrait", "head-and-shoulders portrait (`--crop portrait`)"),
+                       ("metrics_portrait_refine1", "head-and-shoulders portrait, re-cropped once "
+                                                    "(`--crop portrait --refine 1`)"),
+                       ("metrics_portrait_search_refine1", "portrait, zoom-outs searched, re-cropped once "
+                                                           "(`--crop portrait --search --refine 1`)"))
 
 
 def protocol_reports(folder: Path) -> list[tuple[str, dict]]:
@@ -64,6 +71,18 @@ def _score_quality(reports: list[tuple[str, dict]]) -> list[str]:
     for label, c in rows:
         ece = f"{c['ece']:.3f}" if "ece" in c else "(not in [0, 1])"
         lines.append(f"| {label} | {c['auroc']:.3f} | {ece} | {c['score_min']:.2f} to {c['score_max']:.2f} |")
+    present = [(label, r) for label, r in reports if r.get("presence")]
+    if present:
+        lines += ["", "On the portraits (each LSP test image cut to its person's head and shoulders; `keras-pose "
+                  "evaluate --crop portrait`): PCK@0.2 of the joints in the picture pooled (the accuracy table's "
+                  "Total averages its joints, among them the few hips, knees and ankles in a picture), how well the "
+                  "score tells them from the annotated joints outside it, and how many of each `keras-pose "
+                  "predict` draws at the preset's threshold:", "",
+                  "| crop | PCK, pooled | ROC AUC | threshold | drawn, in the picture | drawn, outside it |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {label} | {r['pck']:.1f} | {p['auroc']:.3f} | {p['threshold']:.3g} | {100 * p['shown_in']:.0f}% "
+                  f"of {p['joints_in']} | {100 * p['shown_out']:.0f}% of {p['joints_out']} |"
+                  for label, r in present for p in [r["presence"]]]
     return lines + [""]
 
 
