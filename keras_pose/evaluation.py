@@ -40,12 +40,17 @@ def flip_average(predict: Callable, images: np.ndarray, flip_permutation,
     ``plain``: the predictions of ``images`` if already computed (then only the mirror is predicted).
     """
     kp, sc = plain if plain is not None else predict(images)
-    kp_f, sc_f = predict(np.ascontiguousarray(images[:, :, ::-1]))
-    width = images.shape[2]
+    kp_f, sc_f = mirrored_prediction(predict, images, flip_permutation)
+    return (kp + kp_f) / 2.0, (sc + sc_f) / 2.0
+
+
+def mirrored_prediction(predict: Callable, images: np.ndarray, flip_permutation) -> tuple[np.ndarray, np.ndarray]:
+    """``predict`` on the mirrored images, its keypoints mapped back onto the images and its joints swapped back."""
+    kp_f, sc_f = predict(np.ascontiguousarray(np.asarray(images)[:, :, ::-1]))
     perm = list(flip_permutation)
-    kp_f = kp_f[:, perm].copy()
-    kp_f[..., 0] = width - 1 - kp_f[..., 0]
-    return (kp + kp_f) / 2.0, (sc + sc_f[:, perm]) / 2.0
+    kp_f = np.asarray(kp_f)[:, perm].copy()
+    kp_f[..., 0] = np.asarray(images).shape[2] - 1 - kp_f[..., 0]
+    return kp_f, np.asarray(sc_f)[:, perm]
 
 
 #: Flip agreement (:func:`flip_agreement`): the disagreement, as a fraction of the input side, at which a joint's
@@ -58,16 +63,11 @@ def flip_agreement(predict: Callable, flip_permutation, sigma: float = FLIP_AGRE
     those of the mirrored image (joints swapped back): ``exp(-d^2 / (2 sigma^2))``, ``d`` the distance between
     the two as a fraction of the input side. For a model without a score of its own (DeepPose regresses
     coordinates only): a joint it is unsure of moves when the image is mirrored. Two forward passes."""
-    perm = list(flip_permutation)
-
     def run(images):
         images = np.asarray(images, np.float32)
         kp, _ = predict(images)
-        kp_f, _ = predict(np.ascontiguousarray(images[:, :, ::-1]))
-        width = images.shape[2]
-        kp_f = np.asarray(kp_f)[:, perm].copy()
-        kp_f[..., 0] = width - 1 - kp_f[..., 0]
-        d = np.linalg.norm(np.asarray(kp) - kp_f, axis=-1) / float(width)
+        kp_f, _ = mirrored_prediction(predict, images, flip_permutation)
+        d = np.linalg.norm(np.asarray(kp) - kp_f, axis=-1) / float(images.shape[2])
         return np.asarray(kp), np.exp(-0.5 * (d / sigma) ** 2).astype(np.float32)
 
     return run
