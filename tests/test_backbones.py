@@ -478,3 +478,74 @@ def test_family_on_a_trunk_trains_two_steps_through_its_objective(family, tmp_pa
     for a, b in zip(stats, bn.non_trainable_weights):  # the frozen trunk BN kept its statistics
         np.testing.assert_array_equal(a, np.array(b))
     assert all(np.isfinite(w.numpy()).all() for w in trainer.model.trainable_weights)
+
+
+def test_deeppose_trunk_reduction_keeps_the_layout_and_cuts_f6():
+    from keras_pose.models import build_model
+    from keras_pose.models.deeppose import DeepPoseConfig
+
+    cfg = _on_trunk("deeppose")
+    plain, reduced = build_model(cfg), build_model(cfg.replace(reduce_filters=8))
+    assert "reduce" not in {l.name for l in plain.layers}
+    assert tuple(reduced.get_layer("reduce").output.shape) == (None, 2, 2, 8)  # 64 px at stride 32, 8 channels
+    assert tuple(reduced.get_layer("reduce_bn").output.shape) == (None, 2, 2, 8)
+    f6 = lambda m: m.get_layer("fc6").kernel.shape  # noqa: E731
+    assert f6(plain) == (2 * 2 * 320, 32) and f6(reduced) == (2 * 2 * 8, 32)
+    out = reduced(np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32), training=False)
+    assert tuple(out["coords"].shape) == (2, 14, 2) and np.isfinite(np.asarray(out["coords"])).all()
+    with pytest.raises(ValueError, match="reduce_filters: only for a pretrained trunk"):
+        DeepPoseConfig(reduce_filters=64)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="reduce_filters: a positive channel count"):
+            cfg.replace(reduce_filters=bad)
+
+
+def test_init_backbone_copies_another_familys_trunk_only(tmp_path):
+    """TrainConfig.init_backbone: the trunk of a run (here soft-argmax) starts a DeepPose head's trunk;
+    the head keeps its own initialisation, and a model without the same trunk is a clear error."""
+    import json
+
+    from keras_pose.models import build_model, model_config
+    from keras_pose.training import TrainConfig
+    from keras_pose.training.loop import load_init_backbone
+
+    source = build_model(_softargmax_on_trunk())
+    rng = np.random.default_rng(0)
+    for w in source.get_layer("backbone").weights:  # move every trunk array off its initial value
+        w.assign(w.numpy() + rng.normal(0, 0.01, w.shape).astype(np.float32))
+    run = tmp_path / "source_run"
+    run.mkdir()
+    (run / "model.json").write_text(json.dumps(model_config(source)))
+    source.save_weights(run / "best.weights.h5")
+
+    target = build_model(_on_trunk("deeppose"))
+    trunk_ids = {id(w) for w in target.get_layer("backbone").weights}
+    head_before = {w.path: w.numpy().copy() for w in target.weights if id(w) not in trunk_ids}
+    load_init_backbone(target, str(run))
+    for a, b in zip(target.get_layer("backbone").weights, source.get_layer("backbone").weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    for w in target.weights:
+        if w.path in head_before:
+            np.testing.assert_array_equal(w.numpy(), head_before[w.path])
+    assert "fc6/kernel" in head_before and "stem_conv/kernel" not in head_before
+
+    with pytest.raises(ValueError, match=r"the model 'deeppose_tiny' has no pretrained trunk \(no layer 'backbone'\)"):
+        load_init_backbone(build_model("deeppose_tiny"), str(run))
+    paper_run = tmp_path / "paper_run"
+    paper_run.mkdir()
+    paper = build_model("deeppose_tiny")
+    (paper_run / "model.json").write_text(json.dumps(model_config(paper)))
+    paper.save_weights(paper_run / "best.weights.h5")
+    with pytest.raises(ValueError, match=r"init_backbone '.*paper_run' has no pretrained trunk"):
+        load_init_backbone(target, str(paper_run))
+    with pytest.raises(ValueError, match="init_weights .* and init_backbone .* both set"):
+        TrainConfig(model="deeppose_tiny", init_weights="a", init_backbone="b")
+
+    from test_training import _config, _stick_figures
+
+    from keras_pose.training import Trainer
+
+    trainer = Trainer(_config(_on_trunk("deeppose").to_dict(), init_backbone=str(run)), tmp_path / "run",
+                      train_set=_stick_figures(tmp_path, n=4))  # the trainer applies it
+    for a, b in zip(trainer.model.get_layer("backbone").weights, source.get_layer("backbone").weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -86,6 +86,28 @@ def test_objective_targets_match_outputs(name):
     assert np.isfinite(float(total)) and set(per) == set(obj.terms)
 
 
+
+def test_deeppose_coordinate_loss_choice():
+    from keras_pose import losses as L
+
+    model = build_model("deeppose_tiny")
+    assert make_objective(model).terms["coords"].loss is L.coordinate_l2  # the paper's
+    assert make_objective(model, coordinate_loss="elastic_net").terms["coords"].loss is L.elastic_net
+    with pytest.raises(ValueError, match="coordinate_loss: one of \\['elastic_net', 'l2'\\], got 'l1'"):
+        make_objective(model, coordinate_loss="l1")
+    # the same batch: the elastic net averages L1 + L2 over annotated joints, the paper's loss sums L2
+    s = model.input_shape[1]
+    joints = np.random.default_rng(0).uniform(5, s - 5, (2, 14, 2)).astype(np.float32)
+    flags = np.ones((2, 14), bool)
+    batch = {"joints": joints, "visible": flags, "annotated": flags, "in_crop": flags}
+    outputs = {"coords": np.zeros((2, 14, 2), np.float32)}
+    t = make_objective(model).encode(batch)["coords"]
+    _, l2 = make_objective(model)(outputs, {"coords": t, "mask_annotated": flags.astype(np.float32)})
+    _, en = make_objective(model, coordinate_loss="elastic_net")(outputs, {"coords": t, "mask_annotated": flags.astype(np.float32)})
+    d = np.asarray(t)
+    np.testing.assert_allclose(float(l2["coords"]), (d ** 2).sum() / 2, rtol=1e-5)
+    np.testing.assert_allclose(float(en["coords"]), (np.abs(d).sum(-1) + (d ** 2).sum(-1)).mean(), rtol=1e-5)
+
 def test_learning_rate_schedules():
     assert learning_rate_at({"name": "step", "boundaries": [2, 4], "gamma": 0.1}, 1.0, 3.0, 10) == pytest.approx(0.1)
     assert learning_rate_at({"name": "cosine", "final": 0.0}, 1.0, 5.0, 10) == pytest.approx(0.5)

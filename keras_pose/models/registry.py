@@ -83,9 +83,9 @@ _ARCHITECTURES = (
     Architecture(
         "deeppose_lite0",
         DeepPoseConfig(input_size=(160, 160), dense_units=(512, 512), dropout=0.3, lrn=False, batch_norm=True,
-                       backbone="efficientnet_lite0", backbone_weights="imagenet"),
-        "DeepPose psi on an ImageNet EfficientNet-Lite0 trunk: its stride-32 features (5x5x320) flattened into "
-        "512-unit dense layers with BN, 160x160"),
+                       backbone="efficientnet_lite0", backbone_weights="imagenet", reduce_filters=64),
+        "DeepPose psi on an ImageNet EfficientNet-Lite0 trunk: its stride-32 features (5x5x320) reduced to 64 "
+        "channels by a 1x1 convolution and flattened into 512-unit dense layers with BN, 160x160"),
     Architecture(
         "deeppose_tiny",
         DeepPoseConfig(input_size=(64, 64), width=0.5, dense_units=(256, 256), dropout=0.0, lrn=False,

@@ -77,6 +77,12 @@ class TrainConfig:
             initialisation (same architecture): a ``.weights.h5`` file, a run
             folder (its ``best.weights.h5``) or a zoo preset name / folder.
             ``--resume`` still restores the run's own checkpoint.
+        init_backbone: start the model's pretrained trunk (its nested
+            ``backbone`` layer) from the trunk of another model of any family
+            on the same trunk type: a zoo preset name / folder or a run folder
+            (e.g. the flagship's pose-trained trunk for a DeepPose head); the
+            rest of the model starts as built. Not together with
+            ``init_weights``.
     """
 
     model: Any = "cpm_small"
@@ -99,12 +105,16 @@ class TrainConfig:
     flip_test: bool = False
     refine: dict | None = None  # DeepPose refinement stage (keras_pose.training.deeppose)
     init_weights: str | None = None
+    init_backbone: str | None = None
 
     def __post_init__(self):
         object.__setattr__(self, "train_data", tuple(self.train_data))
         object.__setattr__(self, "phases", tuple(dict(p) for p in self.phases))
         if self.batch_size < 1 or self.epochs < 0:
             raise ValueError(f"batch_size must be >= 1 and epochs >= 0, got {self.batch_size}, {self.epochs}")
+        if self.init_weights and self.init_backbone:
+            raise ValueError(f"init_weights ({self.init_weights!r}) and init_backbone ({self.init_backbone!r}) "
+                             "both set: init_weights already gives the trunk its weights; keep one")
         for p in self.phases:
             if "epochs" not in p:
                 raise ValueError(f"every phase needs 'epochs', got {p}")

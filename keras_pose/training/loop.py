@@ -183,6 +183,8 @@ class Trainer:
                 model = build_model(model_cfg)
             if config.init_weights:
                 load_init_weights(model, config.init_weights)
+            if config.init_backbone:
+                load_init_backbone(model, config.init_backbone)
             self.model = model
             self.optimizer = make_optimizer(config.optimizer)
             self.optimizer.build(self.model.trainable_variables)
@@ -529,6 +531,30 @@ def load_init_weights(model: keras.Model, spec: str) -> Path:
     except ValueError as e:
         raise ValueError(f"init_weights {str(path)!r} do not fit model {model.name!r}: {e}") from e
     return path
+
+
+def load_init_backbone(model: keras.Model, spec: str, layer: str = "backbone") -> keras.Model:
+    """Copy the trunk (nested layer ``layer``) of the zoo preset / run ``spec`` into ``model``'s.
+
+    Returns the source model. A model without that layer, or trunks of different types, are clear errors.
+    """
+    from keras_pose import zoo
+
+    source = zoo.load(spec)
+    trunks = []
+    for who, m in (("init_backbone " + repr(spec), source), ("the model " + repr(model.name), model)):
+        try:
+            trunks.append(m.get_layer(layer))
+        except ValueError:
+            raise ValueError(f"init_backbone: {who} has no pretrained trunk (no layer {layer!r})") from None
+    src, dst = trunks
+    shapes = [tuple(w.shape) for w in src.weights], [tuple(w.shape) for w in dst.weights]
+    if shapes[0] != shapes[1]:
+        raise ValueError(f"init_backbone {spec!r}: its trunk ({len(shapes[0])} arrays, "
+                         f"{src.count_params():,} parameters) does not fit model {model.name!r}'s "
+                         f"({len(shapes[1])} arrays, {dst.count_params():,} parameters)")
+    dst.set_weights(src.get_weights())
+    return source
 
 
 def train(config: TrainConfig, out_dir, data_root=None, resume=False, epochs=None, strategy=None,

@@ -32,6 +32,9 @@ from keras_pose.models.common import model_config
 
 UNSUPERVISED = ("keypoints", "scores", "heatmaps")
 
+#: DeepPose's ``coordinate_loss`` choices.
+COORDINATE_LOSSES = {"l2": L.coordinate_l2, "elastic_net": L.elastic_net}
+
 
 @dataclasses.dataclass(frozen=True)
 class LossTerm:
@@ -124,7 +127,7 @@ def body_size(joints, mask):
 
 def make_objective(model: keras.Model, sigma: float | None = None, disc_radius: float = 0.05,
                    regression_sigma: float | None = None, prob_weight: float = 1.0,
-                   weights: Mapping[str, float] | None = None) -> Objective:
+                   coordinate_loss: str = "l2", weights: Mapping[str, float] | None = None) -> Objective:
     """The paper objective for ``model``'s family.
 
     Args:
@@ -136,6 +139,10 @@ def make_objective(model: keras.Model, sigma: float | None = None, disc_radius: 
         regression_sigma: part-regression Gaussian std in input pixels
             (default 5 px at 256 input, scaled with the input).
         prob_weight: lambda for the soft-argmax joint-probability loss.
+        coordinate_loss: DeepPose's loss on the box-normalised coordinates:
+            ``"l2"`` (the paper's squared L2, summed over joints) or
+            ``"elastic_net"`` (L1 + squared L2 per joint, averaged over the
+            annotated joints, the soft-argmax paper's loss).
         weights: output name (or regex) -> loss weight.
     """
     family = model_config(model)["family"]
@@ -177,7 +184,9 @@ def make_objective(model: keras.Model, sigma: float | None = None, disc_radius: 
         center, size = image_box((h_in, w_in))
         enc = dict(base, coords=lambda b: box_normalize(b["joints"], ops.convert_to_tensor(center, "float32"),
                                                         ops.convert_to_tensor(size, "float32")))
-        terms = {"coords": LossTerm(L.coordinate_l2, "coords", "mask_annotated")}
+        if coordinate_loss not in COORDINATE_LOSSES:
+            raise ValueError(f"loss.coordinate_loss: one of {sorted(COORDINATE_LOSSES)}, got {coordinate_loss!r}")
+        terms = {"coords": LossTerm(COORDINATE_LOSSES[coordinate_loss], "coords", "mask_annotated")}
     else:
         raise ValueError(f"no objective for model family {family!r}")
     obj = Objective(family, terms, enc, names)
