@@ -63,6 +63,29 @@ def test_run_directory_loads(tmp_path):
         zoo.load(tmp_path / "empty")
 
 
+def test_preset_from_a_run_whose_resumable_state_was_removed(tmp_zoo, tmp_path):
+    """A finished run kept as its record (no checkpoint/): zoo-add reads the steps, hours and best validation
+    from log.csv / val.csv, as checkpoint/state.json would give them."""
+    model = build_model("cpm_tiny")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.json").write_text(json.dumps(model.pose_config.to_dict()))
+    (run / "train.json").write_text(json.dumps({"model": "cpm_tiny", "batch_size": 8}))
+    model.save_weights(run / "best.weights.h5")
+    (run / "log.csv").write_text("step,epoch,phase,train_hours\n10,1,all,0.1\n20,2,all,0.25\n")
+    (run / "val.csv").write_text("step,epoch,train_hours,val_pck\n5,0.5,0.05,30.0\n10,1.0,0.1,41.5\n"
+                                 "15,1.5,0.2,41.5\n20,2.0,0.25,40.0\n")
+    preset = zoo.add_from_run(run, "cpm_x", "tiny CPM")
+    summary = json.loads((tmp_zoo / "cpm_x" / "training.json").read_text())
+    assert summary == {"steps": 20, "train_hours": 0.25, "best_pck": 41.5, "best_step": 10, "epochs": 2.0,
+                       "batch_size": 8, "run": str(run)}  # the first of equal bests, as the trainer keeps it
+    assert preset.architecture == "cpm_tiny"
+    assert (tmp_zoo / "cpm_x" / "learning_curve.csv").read_text() == (run / "val.csv").read_text()
+    (run / "log.csv").unlink()
+    with pytest.raises(FileNotFoundError, match="neither checkpoint/state.json nor a record of its steps"):
+        zoo.add_from_run(run, "cpm_y", "no record")
+
+
 def test_model_card_is_generated_from_files(tmp_zoo):
     from keras_pose.zoo.cards import render_card, zoo_table
 

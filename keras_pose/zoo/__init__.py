@@ -350,20 +350,43 @@ def save_preset(model, folder, name: str, description: str, architecture: str | 
     return read_preset(folder)
 
 
+def _csv_rows(path: Path) -> builtins.list[dict]:
+    import csv
+
+    if not path.is_file():
+        return []
+    with path.open() as f:
+        return builtins.list(csv.DictReader(f))
+
+
+def _recorded_state(run: Path) -> dict:
+    """What a run's ``checkpoint/state.json`` would say (step, hours, best validation PCK and its step), read
+    from the record that stays once the resumable state is removed: ``log.csv`` / ``steps.csv`` (the last
+    logged step and its training hours) and ``val.csv`` (the best PCK; the trainer keeps the first of equal
+    bests)."""
+    logged = [r for name in ("log.csv", "steps.csv") for r in _csv_rows(run / name)]
+    if not logged:
+        raise FileNotFoundError(f"{run} is not a training run folder: it has neither checkpoint/state.json nor "
+                                "a record of its steps (log.csv, steps.csv)")
+    last = max(logged, key=lambda r: int(r["step"]))
+    state = {"step": int(last["step"]), "hours": float(last["train_hours"])}
+    val = _csv_rows(run / "val.csv")
+    if val:
+        best = max(val, key=lambda r: float(r["val_pck"]))  # max keeps the first of equal values
+        state.update(best_pck=float(best["val_pck"]), best_step=int(best["step"]))
+    return state
+
+
 def _run_summary(run: Path) -> dict:
-    """Steps, epochs, training hours and best validation PCK of a training run folder."""
+    """Steps, epochs, training hours and best validation PCK of a training run folder (from its
+    ``checkpoint/state.json``, else from its record: :func:`_recorded_state`)."""
     state_path = run / "checkpoint" / "state.json"
-    if not state_path.is_file():
-        raise FileNotFoundError(f"{run} is not a training run folder (no checkpoint/state.json)")
-    state = json.loads(state_path.read_text())
+    state = json.loads(state_path.read_text()) if state_path.is_file() else _recorded_state(run)
     train = json.loads((run / "train.json").read_text())
     steps_per_epoch = None
-    if (run / "log.csv").is_file():
-        import csv
-
-        rows = builtins.list(csv.DictReader((run / "log.csv").open()))
-        if rows:
-            steps_per_epoch = int(rows[0]["step"]) / float(rows[0]["epoch"])
+    rows = _csv_rows(run / "log.csv")
+    if rows:
+        steps_per_epoch = int(rows[0]["step"]) / float(rows[0]["epoch"])
     return {"steps": state["step"], "train_hours": state.get("hours"), "best_pck": state.get("best_pck"),
             "best_step": state.get("best_step"),
             "epochs": state["step"] / steps_per_epoch if steps_per_epoch else None,
