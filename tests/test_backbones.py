@@ -538,6 +538,9 @@ def test_init_backbone_copies_another_familys_trunk_only(tmp_path):
     paper.save_weights(paper_run / "best.weights.h5")
     with pytest.raises(ValueError, match=r"init_backbone '.*paper_run' has no pretrained trunk"):
         load_init_backbone(target, str(paper_run))
+    with pytest.raises(ValueError, match=r"init_backbone '.*source_run': its trunk \(\d+ arrays, [\d,]+ parameters\) "
+                                         r"does not fit model 'deeppose'"):
+        load_init_backbone(build_model(_on_trunk("deeppose").replace(backbone="efficientnet_lite1")), str(run))
     with pytest.raises(ValueError, match="init_weights .* and init_backbone .* both set"):
         TrainConfig(model="deeppose_tiny", init_weights="a", init_backbone="b")
 
