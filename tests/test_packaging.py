@@ -86,7 +86,7 @@ def _venv_with_current_dependencies(venv: Path, wheel: Path, times: dict) -> Pat
 
 @pytest.mark.slow
 def test_wheel_installed_in_a_fresh_venv_ships_and_loads_the_zoo(tmp_path):
-    assert SHIPPED == ["cpm_lsp", "cpm_scratch_lsp", "deeppose_scratch_lsp", "part_heatmap_lsp",
+    assert SHIPPED == ["cpm_lsp", "cpm_scratch_lsp", "deeppose_lsp", "deeppose_scratch_lsp", "part_heatmap_lsp",
                        "part_heatmap_scratch_lsp", "softargmax_lsp", "softargmax_scratch_lsp"], SHIPPED
     assert len(PRESET_FILES) >= 5 * 5, PRESET_FILES
     start, times = time.perf_counter(), {}

@@ -116,11 +116,12 @@ def test_zoo_folder_is_the_package_by_default(monkeypatch):
     monkeypatch.delenv(zoo.ENV_VAR, raising=False)
     assert zoo.zoo_dir() == Path(zoo.__file__).resolve().parent / "presets" == zoo.PACKAGE_ZOO
     # exactly the shipped presets: the from-scratch CPM, part heatmap, soft-argmax and DeepPose networks as
-    # *_scratch_lsp, their families on the ImageNet trunk as cpm_lsp, part_heatmap_lsp and softargmax_lsp
-    # (DeepPose's, deeppose_lsp, is to be added here when it is published)
-    assert set(zoo.presets()) == {"cpm_lsp", "cpm_scratch_lsp", "deeppose_scratch_lsp", "part_heatmap_lsp",
-                                  "part_heatmap_scratch_lsp", "softargmax_lsp", "softargmax_scratch_lsp"}
-    for name in ("cpm_lsp", "part_heatmap_lsp", "softargmax_lsp"):
+    # *_scratch_lsp, their families on the ImageNet trunk as cpm_lsp, deeppose_lsp, part_heatmap_lsp and
+    # softargmax_lsp
+    assert set(zoo.presets()) == {"cpm_lsp", "cpm_scratch_lsp", "deeppose_lsp", "deeppose_scratch_lsp",
+                                  "part_heatmap_lsp", "part_heatmap_scratch_lsp", "softargmax_lsp",
+                                  "softargmax_scratch_lsp"}
+    for name in ("cpm_lsp", "deeppose_lsp", "part_heatmap_lsp", "softargmax_lsp"):
         assert zoo.get_preset(name).model["backbone"] == "efficientnet_lite0", name
     assert (zoo.weights_file(zoo.get_preset("cpm_scratch_lsp"))
             == zoo.PACKAGE_ZOO / "cpm_scratch_lsp" / "model.weights.h5")
@@ -172,7 +173,7 @@ def test_floors_are_the_families_and_the_flagships():
     assert floors[FLAGSHIP] == FLAGSHIP_FLOOR == 85.0
     assert floors["softargmax_scratch_lsp"] == 80.0  # the from-scratch soft-argmax preset is not the flagship
     assert floors["cpm_scratch_lsp"] == 80.0  # the from-scratch CPM has the CPM family's floor
-    assert floors["deeppose_scratch_lsp"] == 70.0  # the from-scratch DeepPose has the DeepPose family's floor
+    assert floors["deeppose_scratch_lsp"] == floors["deeppose_lsp"] == 70.0  # the DeepPose family's floor
     for name, floor in floors.items():
         family = zoo.get_preset(name).family
         if name != FLAGSHIP:
