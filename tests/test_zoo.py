@@ -86,6 +86,31 @@ def test_preset_from_a_run_whose_resumable_state_was_removed(tmp_zoo, tmp_path):
         zoo.add_from_run(run, "cpm_y", "no record")
 
 
+
+def test_preset_from_a_continued_run_joins_its_legs(tmp_zoo, tmp_path):
+    """zoo-add --after: training.json adds up the legs and lists them; the learning curve runs through both."""
+    model = build_model("cpm_tiny")
+    legs = []
+    for i, (log, val) in enumerate([("10,1,all,0.1\n20,2,all,0.25\n", "10,1.0,0.1,30.0\n20,2.0,0.25,41.5\n"),
+                                    ("5,0.5,all,0.05\n10,1.0,all,0.125\n", "5,0.5,0.05,44.0\n10,1.0,0.125,43.0\n")]):
+        run = tmp_path / f"leg{i}"
+        run.mkdir()
+        (run / "model.json").write_text(json.dumps(model.pose_config.to_dict()))
+        (run / "train.json").write_text(json.dumps({"model": "cpm_tiny", "batch_size": 8}))
+        (run / "log.csv").write_text("step,epoch,phase,train_hours\n" + log)
+        (run / "val.csv").write_text("step,epoch,train_hours,val_pck\n" + val)
+        legs.append(run)
+    model.save_weights(legs[1] / "best.weights.h5")
+    zoo.add_from_run(legs[1], "cpm_x", "tiny CPM", after=[legs[0]])
+    summary = json.loads((tmp_zoo / "cpm_x" / "training.json").read_text())
+    assert {k: summary[k] for k in ("steps", "train_hours", "best_pck", "best_step", "epochs", "run")} == {
+        "steps": 30, "train_hours": 0.375, "best_pck": 44.0, "best_step": 25, "epochs": 3.0, "run": str(legs[1])}
+    assert [leg["run"] for leg in summary["legs"]] == [str(legs[0]), str(legs[1])]
+    assert summary["legs"][0]["best_pck"] == 41.5 and summary["legs"][1]["steps"] == 10
+    rows = (tmp_zoo / "cpm_x" / "learning_curve.csv").read_text().splitlines()
+    assert rows == ["step,epoch,train_hours,val_pck", "10,1.0,0.1,30.0", "20,2.0,0.25,41.5",
+                    "25,2.5,0.3,44.0", "30,3.0,0.375,43.0"]
+
 def test_model_card_is_generated_from_files(tmp_zoo):
     from keras_pose.zoo.cards import render_card, zoo_table
 

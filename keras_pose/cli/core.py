@@ -223,13 +223,16 @@ def _zoo_add(p):
     def run(args):
         from keras_pose import zoo
 
-        preset = zoo.add_from_run(args.run, args.name, args.description)
+        preset = zoo.add_from_run(args.run, args.name, args.description, after=args.after)
         print(f"wrote {preset.folder} (weights SHA-256 {preset.sha256[:16]}...); next: "
               f"keras-pose evaluate --model {args.name} && keras-pose evaluate --model {args.name} --limit 100 "
               f"&& keras-pose zoo-card {args.name}")
         return 0
 
     p.add_argument("--run", required=True, help="training run folder (keras-pose train --out)")
+    p.add_argument("--after", nargs="+", default=(), metavar="RUN",
+                   help="the earlier runs (oldest first) whose weights --run continued: training.json and the "
+                        "learning curve join them as legs")
     p.add_argument("--name", required=True, help="preset name, <network>_<dataset>, e.g. cpm_lsp")
     p.add_argument("--description", required=True, help="one line for `keras-pose zoo`")
     return run

@@ -393,7 +393,28 @@ def _run_summary(run: Path) -> dict:
             "batch_size": train.get("batch_size"), "run": str(run)}
 
 
-def add_from_run(run_dir, name: str, description: str, folder=None) -> Preset:
+def _joined_legs(runs: builtins.list[Path], last: dict) -> tuple[dict, builtins.list[str]]:
+    """The summary and learning curve of a preset trained in legs: ``runs`` (earlier legs, oldest first), then
+    the run whose summary is ``last``. Steps, epochs and hours add up; each leg's curve follows the previous
+    legs' (its step, epoch and hours offset by theirs); the best validation is the last leg's."""
+    import csv
+
+    legs = [_run_summary(r) for r in runs] + [dict(last)]
+    curve, offset = ["step,epoch,train_hours,val_pck"], {"step": 0, "epoch": 0.0, "train_hours": 0.0}
+    for run, leg in zip([*runs, Path(last["run"])], legs):
+        for r in _csv_rows(run / "val.csv"):
+            curve.append(",".join(str(int(r["step"]) + offset["step"]) if k == "step" else
+                                  str(float(r[k]) + offset[k]) for k in ("step", "epoch", "train_hours"))
+                         + f",{r['val_pck']}")
+        offset = {"step": offset["step"] + leg["steps"], "epoch": offset["epoch"] + (leg["epochs"] or 0.0),
+                  "train_hours": offset["train_hours"] + (leg["train_hours"] or 0.0)}
+    done = legs[:-1]
+    summary = dict(last, steps=offset["step"], epochs=offset["epoch"], train_hours=offset["train_hours"],
+                   best_step=sum(leg["steps"] for leg in done) + last["best_step"], legs=legs)
+    return summary, curve
+
+
+def add_from_run(run_dir, name: str, description: str, folder=None, after=()) -> Preset:
     """Make a preset from a finished training run (``keras-pose zoo-add``).
 
     Copies the best-validation weights (float32), the model config, the
@@ -401,7 +422,10 @@ def add_from_run(run_dir, name: str, description: str, folder=None) -> Preset:
     curve (``val.csv`` -> ``learning_curve.csv``). A DeepPose refinement run
     publishes its whole cascade; the preset folder's ``train.json`` (stage 1's
     config) is kept, and ``training.json`` lists every stage's run summary
-    under ``"stages"``.
+    under ``"stages"``. ``after``: the runs that trained the weights this run
+    started from (earlier legs, oldest first; ``zoo-add --after``): the summary
+    adds them up and lists every leg under ``"legs"``, and the learning curve
+    runs through all of them.
     """
     run = Path(run_dir)
     summary = _run_summary(run)
@@ -420,7 +444,10 @@ def add_from_run(run_dir, name: str, description: str, folder=None) -> Preset:
     else:
         preset = save_preset(_load_run(run), folder, name, description, architecture=arch,
                              train_config=run / "train.json")
-    (folder / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
-    if (run / "val.csv").is_file():
+    if after:
+        summary, curve = _joined_legs([Path(r) for r in after], summary)
+        (folder / "learning_curve.csv").write_text("\r\n".join(curve) + "\r\n", newline="")
+    elif (run / "val.csv").is_file():
         shutil.copyfile(run / "val.csv", folder / "learning_curve.csv")
+    (folder / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
     return preset
