@@ -500,6 +500,22 @@ def test_deeppose_trunk_reduction_keeps_the_layout_and_cuts_f6():
             cfg.replace(reduce_filters=bad)
 
 
+def test_deeppose_trunk_feature_level_p4_reads_stride_16():
+    from keras_pose.models import build_model
+    from keras_pose.models.deeppose import DeepPoseConfig
+
+    cfg = _on_trunk("deeppose").replace(reduce_filters=8)
+    p4 = build_model(cfg.replace(feature_level="P4"))
+    assert tuple(p4.get_layer("reduce").output.shape) == (None, 4, 4, 8)  # 64 px at stride 16
+    assert p4.get_layer("fc6").kernel.shape == (4 * 4 * 8, 32)
+    out = p4(np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype(np.float32), training=False)
+    assert tuple(out["coords"].shape) == (2, 14, 2) and np.isfinite(np.asarray(out["coords"])).all()
+    with pytest.raises(ValueError, match="feature_level: 'P4' .* or 'P5'"):
+        cfg.replace(feature_level="P3")
+    with pytest.raises(ValueError, match="feature_level: only for a pretrained trunk"):
+        DeepPoseConfig(feature_level="P4")
+
+
 def test_init_backbone_copies_another_familys_trunk_only(tmp_path):
     """TrainConfig.init_backbone: the trunk of a run (here soft-argmax) starts a DeepPose head's trunk;
     the head keeps its own initialisation, and a model without the same trunk is a clear error."""

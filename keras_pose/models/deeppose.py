@@ -39,7 +39,8 @@ lrn=False``); BN trains these nets much faster on CPU.
 
 On a pretrained trunk (``backbone``, :mod:`keras_pose.models.backbones`):
 the trunk's stride-32 features (P5, 320 channels for Lite0, no 1280-channel
-head conv; optionally reduced by a 1x1 convolution, ``reduce_filters``)
+head conv; or its stride-16 P4, ``feature_level``; optionally reduced by a
+1x1 convolution, ``reduce_filters``)
 replace C1-C5 and are flattened into the paper's F6, F7 and the
 linear 2K output, as C5's 6x6x256 are in the paper; every cascade stage
 built from such a config (:func:`build_deeppose_cascade`, or a refinement
@@ -82,8 +83,8 @@ class DeepPoseConfig(ModelConfig):
         sigma: cascade crop size factor (box side = sigma * diam(pose)).
         skeleton: skeleton name used by the cascade to find the torso diameter.
         backbone: ``"paper"`` (C1-C5) or a pretrained trunk of
-            :mod:`keras_pose.models.backbones` whose stride-32 features feed
-            F6 (``conv_*``, ``stem_stride`` and ``lrn`` are then unused;
+            :mod:`keras_pose.models.backbones` whose stride-32 (or
+            ``feature_level``) features feed F6 (``conv_*``, ``stem_stride`` and ``lrn`` are then unused;
             ``batch_norm`` applies to F6, F7). ``input_size`` must then be a
             multiple of 32.
         backbone_weights: None or ``"imagenet"`` (trunks only).
@@ -97,6 +98,9 @@ class DeepPoseConfig(ModelConfig):
             features as they are). It keeps the spatial layout F6 reads and
             cuts F6's weights by the channel ratio (Lite0: 320 -> 64 channels
             is 4.1 M -> 0.8 M weights at 160x160).
+        feature_level: trunks only: the trunk level F6 reads, ``"P5"``
+            (stride 32, the default; 5x5 at 160x160) or ``"P4"`` (stride 16,
+            10x10: a finer layout for the regression, four times F6's inputs).
     """
 
     family: ClassVar[str] = "deeppose"
@@ -118,6 +122,7 @@ class DeepPoseConfig(ModelConfig):
     backbone_weights: str | None = None
     freeze_backbone_bn: bool = False
     reduce_filters: int | None = None
+    feature_level: str = "P5"
 
     def __post_init__(self):
         super().__post_init__()
@@ -130,6 +135,12 @@ class DeepPoseConfig(ModelConfig):
                     or self.reduce_filters < 1:
                 raise ValueError(f"DeepPoseConfig.reduce_filters: a positive channel count or None, got "
                                  f"{self.reduce_filters!r}")
+        if self.feature_level not in ("P4", "P5"):
+            raise ValueError(f"DeepPoseConfig.feature_level: 'P4' (stride 16) or 'P5' (stride 32), got "
+                             f"{self.feature_level!r}")
+        if self.feature_level != "P5" and self.backbone == "paper":
+            raise ValueError("DeepPoseConfig.feature_level: only for a pretrained trunk (backbone != 'paper'), "
+                             "the paper's C5 feeds F6")
         if len(self.conv_filters) != 5 or len(self.conv_kernels) != 5:
             raise ValueError(f"DeepPoseConfig: conv_filters and conv_kernels need 5 entries (C1-C5), got "
                              f"{self.conv_filters} and {self.conv_kernels}")
@@ -225,7 +236,7 @@ def build_deeppose(config: DeepPoseConfig | None = None, name: str = "deeppose",
                 x = keras.layers.MaxPooling2D(3, 2, padding="valid", name=f"pool{i + 1}")(x)
     else:
         x = trunk_features(images, cfg.backbone, cfg.backbone_weights, load_weights=pretrained,
-                           freeze_bn=cfg.freeze_backbone_bn)["P5"]
+                           freeze_bn=cfg.freeze_backbone_bn)[cfg.feature_level]
         if cfg.reduce_filters:
             x = conv_block(x, cfg.reduce_filters, 1, batch_norm=cfg.batch_norm, name="reduce")
     x = keras.layers.Flatten(name="flatten")(x)
