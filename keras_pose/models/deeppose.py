@@ -84,8 +84,8 @@ class DeepPoseConfig(ModelConfig):
         skeleton: skeleton name used by the cascade to find the torso diameter.
         backbone: ``"paper"`` (C1-C5) or a pretrained trunk of
             :mod:`keras_pose.models.backbones` whose stride-32 (or
-            ``feature_level``) features feed F6 (``conv_*``, ``stem_stride`` and ``lrn`` are then unused;
-            ``batch_norm`` applies to F6, F7). ``input_size`` must then be a
+            ``feature_level``) features feed F6 (``conv_*``, ``stem_stride``
+            and ``lrn`` are then unused; ``batch_norm`` applies to F6, F7). ``input_size`` must then be a
             multiple of 32.
         backbone_weights: None or ``"imagenet"`` (trunks only).
         freeze_backbone_bn: a pretrained trunk's BN layers keep their
