@@ -86,7 +86,6 @@ def test_preset_from_a_run_whose_resumable_state_was_removed(tmp_zoo, tmp_path):
         zoo.add_from_run(run, "cpm_y", "no record")
 
 
-
 def test_preset_from_a_continued_run_joins_its_legs(tmp_zoo, tmp_path):
     """zoo-add --after: training.json adds up the legs and lists them; the learning curve runs through both."""
     model = build_model("cpm_tiny")
@@ -110,6 +109,7 @@ def test_preset_from_a_continued_run_joins_its_legs(tmp_zoo, tmp_path):
     rows = (tmp_zoo / "cpm_x" / "learning_curve.csv").read_text().splitlines()
     assert rows == ["step,epoch,train_hours,val_pck", "10,1.0,0.1,30.0", "20,2.0,0.25,41.5",
                     "25,2.5,0.3,44.0", "30,3.0,0.375,43.0"]
+
 
 def test_model_card_is_generated_from_files(tmp_zoo):
     from keras_pose.zoo.cards import render_card, zoo_table

@@ -393,25 +393,25 @@ def _run_summary(run: Path) -> dict:
             "batch_size": train.get("batch_size"), "run": str(run)}
 
 
-def _joined_legs(runs: builtins.list[Path], last: dict) -> tuple[dict, builtins.list[str]]:
-    """The summary and learning curve of a preset trained in legs: ``runs`` (earlier legs, oldest first), then
-    the run whose summary is ``last``. Steps, epochs and hours add up; each leg's curve follows the previous
-    legs' (its step, epoch and hours offset by theirs); the best validation is the last leg's."""
+def _joined_legs(runs: builtins.list[Path], last: dict, curve_file: Path) -> dict:
+    """The summary of a preset trained in legs: ``runs`` (earlier legs, oldest first), then the run whose
+    summary is ``last``. Steps, epochs and hours add up; the best validation is the last leg's. Writes the
+    learning curve to ``curve_file``: each leg's ``val.csv`` follows the previous legs' (its step, epoch and
+    hours offset by theirs)."""
     import csv
 
     legs = [_run_summary(r) for r in runs] + [dict(last)]
-    curve, offset = ["step,epoch,train_hours,val_pck"], {"step": 0, "epoch": 0.0, "train_hours": 0.0}
-    for run, leg in zip([*runs, Path(last["run"])], legs):
-        for r in _csv_rows(run / "val.csv"):
-            curve.append(",".join(str(int(r["step"]) + offset["step"]) if k == "step" else
-                                  str(float(r[k]) + offset[k]) for k in ("step", "epoch", "train_hours"))
-                         + f",{r['val_pck']}")
-        offset = {"step": offset["step"] + leg["steps"], "epoch": offset["epoch"] + (leg["epochs"] or 0.0),
-                  "train_hours": offset["train_hours"] + (leg["train_hours"] or 0.0)}
-    done = legs[:-1]
-    summary = dict(last, steps=offset["step"], epochs=offset["epoch"], train_hours=offset["train_hours"],
-                   best_step=sum(leg["steps"] for leg in done) + last["best_step"], legs=legs)
-    return summary, curve
+    step, epoch, hours = 0, 0.0, 0.0
+    with curve_file.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["step", "epoch", "train_hours", "val_pck"])
+        for run, leg in zip([*runs, Path(last["run"])], legs):
+            out.writerows([int(r["step"]) + step, float(r["epoch"]) + epoch, float(r["train_hours"]) + hours,
+                           r["val_pck"]] for r in _csv_rows(run / "val.csv"))
+            step, epoch = step + leg["steps"], epoch + (leg["epochs"] or 0.0)
+            hours += leg["train_hours"] or 0.0
+    return dict(last, steps=step, epochs=epoch, train_hours=hours,
+                best_step=sum(leg["steps"] for leg in legs[:-1]) + last["best_step"], legs=legs)
 
 
 def add_from_run(run_dir, name: str, description: str, folder=None, after=()) -> Preset:
@@ -445,8 +445,7 @@ def add_from_run(run_dir, name: str, description: str, folder=None, after=()) ->
         preset = save_preset(_load_run(run), folder, name, description, architecture=arch,
                              train_config=run / "train.json")
     if after:
-        summary, curve = _joined_legs([Path(r) for r in after], summary)
-        (folder / "learning_curve.csv").write_text("\r\n".join(curve) + "\r\n", newline="")
+        summary = _joined_legs([Path(r) for r in after], summary, folder / "learning_curve.csv")
     elif (run / "val.csv").is_file():
         shutil.copyfile(run / "val.csv", folder / "learning_curve.csv")
     (folder / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
